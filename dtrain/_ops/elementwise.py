@@ -1,0 +1,3 @@
+"""elementwise ops: the functions dtrain exports at top level."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""index ops: the functions dtrain exports at top level."""
+
+__all__ = []

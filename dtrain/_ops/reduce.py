@@ -1,0 +1,3 @@
+"""reduce ops: the functions dtrain exports at top level."""
+
+__all__ = []
