@@ -303,6 +303,9 @@ tensor_contiguous(PyObject *self, PyObject *unused)
 {
     (void)unused;
     dt_tensor *out = NULL;
+    if (dt_tensor_is_contiguous(SELF_T)) {
+        return Py_NewRef(self);
+    }
     return finish(dt_contiguous(&out, SELF_T), &out);
 }
 
@@ -324,8 +327,9 @@ tensor_to_dtype(PyObject *self, PyObject *args)
                           &copy)) {
         return NULL;
     }
-    if (copy && dtype == SELF_T->dtype) {
-        return finish(dt_clone(&out, SELF_T), &out);
+    if (dtype == SELF_T->dtype) {
+        /* torch returns self itself when nothing changes */
+        return copy ? finish(dt_clone(&out, SELF_T), &out) : Py_NewRef(self);
     }
     return finish(dt_to_dtype(&out, SELF_T, dtype), &out);
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets everything up (tools/setup.sh), then runs the test suite twice: once
+# on the normal build and once on the AddressSanitizer + UBSan build (the
+# op, fuzz and leak tests), then restores the normal build.
+# Extra arguments go to pytest (e.g. tools/test.sh -k matmul).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tools/setup.sh
+.venv/bin/python -m pytest -q "$@"
+
+if [ "${DTRAIN_SKIP_SANITIZE:-0}" = "0" ] && [ $# -eq 0 ]; then
+    echo "== sanitizer build (ASan + UBSan) =="
+    DTRAIN_SANITIZE=1 DTRAIN_NO_TORCH=1 bash tools/setup.sh
+    # ASan must be loaded before the interpreter; leaks from CPython itself
+    # are not ours, so leak detection is left to the leak test.
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        .venv/bin/python -m pytest -q -m "not slow" -p no:cacheprovider \
+        tests/test_tensor.py tests/test_fuzz.py
+    DTRAIN_NO_TORCH=1 bash tools/setup.sh
+fi
