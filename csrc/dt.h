@@ -152,6 +152,8 @@ dt_device dt_tensor_device(const dt_tensor *t);
 void *dt_tensor_data(const dt_tensor *t);
 /* Marks an in-place write for autograd's version check. */
 void dt_tensor_bump_version(dt_tensor *t);
+/* Live tensor headers, storages and core-allocated bytes (leak tests). */
+void dt_live_counts(int64_t *tensors, int64_t *storages, int64_t *bytes);
 /* Reads element 0 of a one-element tensor as a double. */
 dt_status dt_tensor_item(double *value, const dt_tensor *t);
 /* Writes "(2, 3)" into buf. */

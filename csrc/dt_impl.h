@@ -58,6 +58,12 @@ dt_float_to_bf16(float x)
     return (dt_bf16)(u >> 16);
 }
 
+/* Counts a tensor header made outside tensor.c (views). */
+void dt_count_tensor_(int delta);
+
+/* Counts a tensor header made outside tensor.c (views). */
+void dt_count_tensor_(int delta);
+
 /* ---------------------------------------------------------------------- */
 /* dispatch                                                                */
 

@@ -7,6 +7,23 @@
 
 #define DT_ALIGN 64
 
+/* Live counts, read by the leak test through dt_live_counts(). */
+static _Atomic int64_t live_tensors, live_storages, live_bytes;
+
+void
+dt_count_tensor_(int delta)
+{
+    atomic_fetch_add(&live_tensors, delta);
+}
+
+void
+dt_live_counts(int64_t *tensors, int64_t *storages, int64_t *bytes)
+{
+    *tensors = atomic_load(&live_tensors);
+    *storages = atomic_load(&live_storages);
+    *bytes = atomic_load(&live_bytes);
+}
+
 /* ---------------------------------------------------------------------- */
 /* storage                                                                 */
 
@@ -31,6 +48,8 @@ storage_new(dt_storage **out, size_t nbytes, dt_device device)
     s->data = data;
     s->nbytes = nbytes;
     s->device = device;
+    atomic_fetch_add(&live_storages, 1);
+    atomic_fetch_add(&live_bytes, (int64_t)nbytes);
     *out = s;
     return DT_OK;
 }
@@ -45,7 +64,9 @@ storage_release(dt_storage *s)
         s->release(s->release_ctx);
     } else {
         free(s->data);
+        atomic_fetch_sub(&live_bytes, (int64_t)s->nbytes);
     }
+    atomic_fetch_sub(&live_storages, 1);
     free(s);
 }
 
@@ -86,6 +107,7 @@ tensor_header(const int64_t *shape, int ndim, dt_dtype dtype,
         return NULL;
     }
     atomic_init(&t->refcount, 1);
+    atomic_fetch_add(&live_tensors, 1);
     t->dtype = dtype;
     t->ndim = ndim;
     int64_t stride = 1;
@@ -149,6 +171,7 @@ dt_tensor_from_blob(dt_tensor **out, void *data, size_t nbytes,
         free(s);
         return dt_fail(DT_ERR_NOMEM, "out of memory");
     }
+    atomic_fetch_add(&live_storages, 1);
     atomic_fetch_sub(&s->refcount, 1);
     memcpy(t->strides, strides, (size_t)ndim * sizeof *strides);
     *out = t;
@@ -176,6 +199,7 @@ dt_tensor_release(dt_tensor *t)
         return;
     }
     storage_release(t->storage);
+    atomic_fetch_sub(&live_tensors, 1);
     free(t);
 }
 

@@ -18,6 +18,7 @@ dt_view_as_strided(dt_tensor **out, const dt_tensor *t, const int64_t *shape,
         return dt_fail(DT_ERR_NOMEM, "out of memory");
     }
     atomic_init(&v->refcount, 1);
+    dt_count_tensor_(1);
     v->dtype = t->dtype;
     v->ndim = ndim;
     memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);

@@ -306,9 +306,22 @@ tensor_set_class(PyObject *module, PyObject *cls)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+live_counts(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    int64_t tensors, storages, bytes;
+    dt_live_counts(&tensors, &storages, &bytes);
+    return Py_BuildValue("(LLL)", (long long)tensors, (long long)storages,
+                         (long long)bytes);
+}
+
 static PyMethodDef set_class_defs[] = {
     {"_set_tensor_class", tensor_set_class, METH_O,
      "Registers the Python class that ops return (dtrain.Tensor)."},
+    {"_live_counts", live_counts, METH_NOARGS,
+     "(tensors, storages, bytes) alive in the core: for leak tests."},
     {NULL} /* sentinel */
 };
 
