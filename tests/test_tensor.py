@@ -20,6 +20,8 @@ def test_tensor_infers_dtype_like_torch():
     assert dtrain.tensor([True, 2]).dtype == dtrain.int64
     assert dtrain.tensor(3.5).ndim == 0
     assert dtrain.tensor([]).shape == (0,)
+    assert dtrain.tensor([]).dtype == dtrain.float32
+    assert dtrain.tensor([[], []]).dtype == dtrain.float32
     assert dtrain.tensor([[], []]).shape == (2, 0)
     assert dtrain.tensor(np.arange(3.0)).dtype == dtrain.float64
     assert dtrain.tensor(np.float32(2.5)).dtype == dtrain.float32

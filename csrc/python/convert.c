@@ -142,7 +142,7 @@ from_numpy(PyObject *module, PyObject *obj)
 /* ---------------------------------------------------------------------- */
 /* nested sequences -> tensor                                              */
 
-enum { KIND_BOOL, KIND_INT, KIND_FLOAT };
+enum { KIND_NONE = -1, KIND_BOOL, KIND_INT, KIND_FLOAT };
 
 /* Finds the shape from the first element at each level, and the widest
  * scalar kind over every leaf. */
@@ -157,6 +157,7 @@ infer_shape(PyObject *o, int64_t *shape, int *ndim, int d, int *kind)
         return 0;
     }
     if (PyBool_Check(o)) {
+        *kind = *kind > KIND_BOOL ? *kind : KIND_BOOL;
         return 0;
     }
     if (PyLong_Check(o) || PyIndex_Check(o)) {
@@ -251,7 +252,7 @@ tensor_from_data(PyObject *module, PyObject *args)
     (void)module;
     PyObject *data;
     int64_t shape[DT_MAX_DIMS];
-    int ndim = 0, kind = KIND_BOOL, have_dtype;
+    int ndim = 0, kind = KIND_NONE, have_dtype;
     dt_dtype dtype = DT_DTYPE_COUNT;
     dt_tensor *t = NULL;
     if (!PyArg_ParseTuple(args, "OO&:tensor", &data, dt_py_dtype_converter,
@@ -263,8 +264,9 @@ tensor_from_data(PyObject *module, PyObject *args)
         return NULL;
     }
     if (!have_dtype) {
-        dtype = kind == KIND_FLOAT ? DT_DEFAULT_FLOAT
-                : kind == KIND_INT ? DT_INT64 : DT_BOOL;
+        /* no leaves at all (tensor([])) gives the default float */
+        dtype = kind == KIND_INT ? DT_INT64
+                : kind == KIND_BOOL ? DT_BOOL : DT_DEFAULT_FLOAT;
     }
     dt_status s = dt_tensor_empty(&t, shape, ndim, dtype, DT_DEVICE_CPU);
     if (s != DT_OK) {
