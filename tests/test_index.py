@@ -46,6 +46,8 @@ COMMON_KEYS = [
     (Ellipsis, np.array([True] * 6)), np.zeros((4, 5), dtype=bool),
     (np.arange(120).reshape(SHAPE) % 3 == 0),
     (1, np.arange(30).reshape(5, 6) % 4 == 0),
+    (np.arange(20).reshape(4, 5) % 7 == 0, np.array([2])),
+    (slice(None), np.arange(30).reshape(5, 6) % 4 == 0),
 ]
 
 
@@ -131,7 +133,7 @@ def test_getitem_zero_size():
     assert y[False].shape == (0, 3, 4)
 
 
-# ---------------------------------------------------------------------- views
+# --------------------------------------------------------------------- views
 
 BASIC_KEYS = [0, (1, slice(None, None, 2)), (Ellipsis, 3), (None, 2, None),
               (slice(1, 3), slice(None), -1), slice(None)]
@@ -162,7 +164,7 @@ def test_advanced_indexing_copies(key):
     assert r.is_contiguous()
 
 
-# ---------------------------------------------------------------------- setitem
+# ------------------------------------------------------------------- setitem
 
 SET_KEYS = [0, -1, (1, 2), (slice(None), slice(1, None, 2)), (Ellipsis, 0),
             (None, 1), np.array([0, 3]), (slice(None), np.array([4, 0, 1])),
@@ -238,6 +240,16 @@ def test_setitem_aliasing_value():
     assert x[:4].tolist() == [0.0, 0.0, 1.0, 2.0]
 
 
+def test_setitem_index_aliasing_self():
+    # the index is a view of the tensor being written
+    x = dtrain.tensor([1, 0, 3, 2])
+    x[x[:2]] = 7
+    assert x.tolist() == [7, 7, 3, 2]
+    y = dtrain.tensor([2, 0, 1])
+    y.index_put_((y,), dtrain.tensor([5, 6, 7]), accumulate=True)
+    assert y.tolist() == [8, 7, 6]   # read as a copy (torch refuses)
+
+
 @needs_torch
 @pytest.mark.parametrize("key", [(True,), (False,), (0, slice(None), [0, 1]),
                                  ([0, 1], 0, 2), (None, [3], Ellipsis, 5)],
@@ -251,7 +263,40 @@ def test_setitem_matches_torch(key):
     assert_close(x, tx)
 
 
-# ---------------------------------------------------------------------- index_put_
+@pytest.mark.parametrize("dtype", [dtrain.float32, dtrain.int64,
+                                   dtrain.bool, dtrain.float16], ids=str)
+def test_setitem_mask_scalar(dtype):
+    # t[mask] = scalar runs as masked_fill_; the general path is the check
+    x = make(SHAPE, dtype, noncontig=True)
+    a = to_np(x)
+    m = np.random.default_rng(3).random(SHAPE[:2]) > 0.5
+    for mask, value in [(dtrain.tensor(m), 1), (dtrain.tensor(m).byte(), 0),
+                        (dtrain.tensor(m), dtrain.tensor([1.0])),
+                        (dtrain.tensor(m[:, 0]), True)]:
+        x[mask] = value
+        a[mask.bool().numpy()] = np.asarray(value).astype(a.dtype)
+        assert_close(x, a)
+    with pytest.raises(IndexError, match="mask"):
+        x[dtrain.tensor(m[:, :3])] = 1
+    with pytest.raises(RuntimeError, match="memory location"):
+        make((1, 4)).expand(3, 4)[dtrain.tensor([True] * 3)] = 1.0
+
+
+def test_index_put_accumulate_rows():
+    # embedding-backward shape: whole rows added at repeated indices
+    w = make((10, 64), dtrain.float64)
+    a = to_np(w)
+    idx = np.array([3, 1, 3, 9, 3, -1])
+    rows = make((6, 64), dtrain.float64, seed=2, noncontig=True)
+    w.index_put_((dtrain.tensor(idx).int(),), rows, accumulate=True)
+    np.add.at(a, idx, to_np(rows))
+    assert_close(w, a)
+    w[dtrain.tensor(idx)] = rows
+    a[idx] = to_np(rows)   # NumPy keeps the last write too
+    assert_close(w, a)
+
+
+# ---------------------------------------------------------------- index_put_
 
 @needs_torch
 @pytest.mark.parametrize("accumulate", [False, True])
@@ -291,7 +336,7 @@ def test_index_put_errors():
                                               make((4,)))
 
 
-# ---------------------------------------------------------------------- bad keys
+# ------------------------------------------------------------------ bad keys
 
 @pytest.mark.parametrize("key,exc,msg", [
     (5, IndexError, "index 5 is out of bounds for dimension 0 with size 4"),
@@ -350,7 +395,7 @@ def test_bad_key_tensors_and_values():
         make((1, 4)).expand(3, 4)[:, 1] = 0.0
 
 
-# ---------------------------------------------------------------------- gather
+# -------------------------------------------------------------------- gather
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("dim", [0, 1, -1])
@@ -404,7 +449,7 @@ def test_gather_errors():
         x.gather(0, [[0]])
 
 
-# ---------------------------------------------------------------------- scatter_add
+# --------------------------------------------------------------- scatter_add
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("dim", [0, 1, -1])
@@ -467,7 +512,7 @@ def test_scatter_add_errors():
                                                 make((1, 1)))
 
 
-# ---------------------------------------------------------------------- index_select
+# -------------------------------------------------------------- index_select
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("dim", [0, 1, 2, -2])
@@ -496,7 +541,7 @@ def test_index_select_errors():
         x.index_select(0, dtrain.tensor([0.0]))
 
 
-# ---------------------------------------------------------------------- masked_fill
+# --------------------------------------------------------------- masked_fill
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 def test_masked_fill(dtype):
@@ -535,7 +580,7 @@ def test_masked_fill_broadcast_and_errors():
     assert b.tolist() == [False, False, False]
 
 
-# ---------------------------------------------------------------------- nonzero, one_hot
+# ---------------------------------------------------------- nonzero, one_hot
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 def test_nonzero(dtype):
@@ -557,14 +602,17 @@ def test_one_hot(shape):
         want = torch.nn.functional.one_hot(torch.from_numpy(idx), classes)
         assert_close(got, want)
         assert got.dtype == dtrain.int64
-    assert_close(dtrain._C.one_hot(dtrain.tensor(idx).T, num_classes=4),
-                 torch.nn.functional.one_hot(torch.from_numpy(idx).T, 4))
+    rev = tuple(reversed(range(idx.ndim)))   # a strided input
+    assert_close(dtrain._C.one_hot(dtrain.tensor(idx).permute(rev),
+                                   num_classes=4),
+                 torch.nn.functional.one_hot(
+                     torch.from_numpy(idx).permute(rev), 4))
 
 
 def test_one_hot_errors():
     with pytest.raises(RuntimeError, match="one_hot.*non-negative"):
         dtrain.one_hot(dtrain.tensor([1, -1]))
-    with pytest.raises(RuntimeError, match="one_hot.*smaller than num_classes"):
+    with pytest.raises(RuntimeError, match="one_hot.*smaller than num_cl"):
         dtrain.one_hot(dtrain.tensor([1, 3]), 3)
     with pytest.raises(RuntimeError, match="one_hot.*empty tensor"):
         dtrain.one_hot(dtrain.tensor(np.zeros(0, np.int64)))

@@ -8,7 +8,7 @@ from helpers import (ALL_DTYPES, assert_close, make, needs_torch, to_np,
                      to_torch, torch, torch_dtype)
 
 
-# ---------------------------------------------------------------------- cat
+# ----------------------------------------------------------------------- cat
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("dim", [0, 1, 2, -1])
@@ -39,6 +39,25 @@ def test_cat_edge_shapes():
     assert_close(dtrain.cat([t, e], 1),
                  np.concatenate([to_np(t), to_np(e)], 1))
     assert dtrain.concat is dtrain.cat and dtrain.concatenate is dtrain.cat
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_cat_contiguous_and_strided_paths(dim):
+    # contiguous inputs of one dtype take a slab-copy path; small pieces,
+    # mixed dtypes and a strided out take the general one
+    ts = [make((8, 16, 32), seed=i) for i in range(3)]
+    want = np.concatenate([to_np(t) for t in ts], axis=dim)
+    assert_close(dtrain.cat(ts, dim), want)
+    mixed = ts[:2] + [ts[2].double()]
+    assert_close(dtrain.cat(mixed, dim), want.astype(np.float64))
+    shape = list(want.shape)
+    big = dtrain.tensor(np.zeros(shape[:-1] + [shape[-1] * 2], np.float32))
+    out = big.as_strided(tuple(shape), tuple(big.stride()[:-1]) + (2,))
+    assert dtrain.cat(ts, dim, out=out) is out
+    assert_close(out, want)
+    small = [make((64, 3), seed=i) for i in range(3)]
+    assert_close(dtrain.cat(small, 1),
+                 np.concatenate([to_np(t) for t in small], 1))
 
 
 def test_cat_skips_legacy_empty_1d():
@@ -100,7 +119,7 @@ def test_cat_errors():
         dtrain.cat(None)
 
 
-# ---------------------------------------------------------------------- stack
+# --------------------------------------------------------------------- stack
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("dim", [0, 1, 2, -1, -3])
@@ -130,7 +149,7 @@ def test_stack_edge_and_errors():
         dtrain.stack([make((1,) * 8)])
 
 
-# ---------------------------------------------------------------------- split
+# --------------------------------------------------------------------- split
 
 def is_view_of(v, base):
     """v shares base's storage: writing through v shows up in base."""
@@ -204,7 +223,7 @@ def test_split_errors():
         x.split("a")
 
 
-# ---------------------------------------------------------------------- chunk
+# --------------------------------------------------------------------- chunk
 
 @needs_torch
 @pytest.mark.parametrize("n", [0, 1, 5, 6, 7, 13])
@@ -233,7 +252,7 @@ def test_chunk_views_and_function():
         x.chunk(2, -3)
 
 
-# ---------------------------------------------------------------------- unbind
+# -------------------------------------------------------------------- unbind
 
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_unbind(dim):

@@ -1,9 +1,10 @@
 /* index.h: indexing, gather/scatter, joining and splitting.
  *
- *   index.c    advanced indexing (t[idx], t[mask]) and index_put_,
- *              nonzero, index_select
- *   scatter.c  gather, scatter_add_, masked_fill, one_hot
- *   join.c     cat, stack, split/chunk, unbind
+ *   index.c         advanced indexing (t[idx], t[mask]), index_put_
+ *   index_kernel.c  the gather/scatter loops they all run; nonzero
+ *   scatter.c       gather, scatter_add_, index_select, masked_fill,
+ *                   one_hot
+ *   join.c          cat, stack, split/chunk, unbind
  *
  * Basic indexing (ints, slices, None, ...) needs no op of its own: it is a
  * chain of views from view.c, built by the Python glue's key parser.
@@ -14,7 +15,7 @@
 #include "../dt.h"
 
 /* ---------------------------------------------------------------------- */
-/* advanced indexing (index.c)                                             */
+/* advanced indexing (index.c, index_kernel.c)                             */
 
 /* An index list as PyTorch's aten::index takes it: entry j applies to the
  * next dims of t in order. NULL takes a whole dim (':'); an int64/int32
@@ -32,9 +33,6 @@ dt_status dt_index_forward(dt_tensor **out, const dt_tensor *t,
 dt_status dt_index_put_forward(dt_tensor *t, dt_tensor *const *indices,
                                int n, const dt_tensor *values,
                                bool accumulate);
-/* out = t.index_select(dim, index): index is 1-D (or 0-dim) int64/int32. */
-dt_status dt_index_select_forward(dt_tensor **out, const dt_tensor *t,
-                                  int64_t dim, const dt_tensor *index);
 /* out (nnz, ndim) int64: coordinates of the non-zero elements of t, in
  * row-major order. */
 dt_status dt_nonzero_forward(dt_tensor **out, const dt_tensor *t);
@@ -42,6 +40,9 @@ dt_status dt_nonzero_forward(dt_tensor **out, const dt_tensor *t);
 /* ---------------------------------------------------------------------- */
 /* gather and scatter (scatter.c)                                          */
 
+/* out = t.index_select(dim, index): index is 1-D (or 0-dim) int64/int32. */
+dt_status dt_index_select_forward(dt_tensor **out, const dt_tensor *t,
+                                  int64_t dim, const dt_tensor *index);
 /* out[i][j][k] = t[i][index[i][j][k]][k] for dim = 1; out has index's
  * shape; index is int64 with t's number of dims. */
 dt_status dt_gather_forward(dt_tensor **out, const dt_tensor *t, int64_t dim,
@@ -89,22 +90,38 @@ dt_status dt_unbind_forward(dt_tensor **outs, const dt_tensor *t,
                             int64_t dim);
 
 /* ---------------------------------------------------------------------- */
-/* kernels shared by index.c and scatter.c                                 */
+/* kernels shared by the indexing files (index_kernel.c)                   */
 
-/* off += index * stride over off's shape (index, int64 or int32, is
- * broadcast to it). With wrap, negative indices count from the end of a
- * dim of `size`; without, they are out of range. Returns false and the
- * first bad value in *bad when an index is out of range. */
-bool dt_index_add_offsets(dt_tensor *off, const dt_tensor *index,
-                          int64_t size, int64_t stride, bool wrap,
-                          int64_t *bad);
-/* out[i] = src[i + off[i]], all three of out's shape (src and off are
- * restrided views; off holds int64 element offsets). Same dtype. */
-void dt_index_gather_(dt_tensor *out, const dt_tensor *src,
-                      const dt_tensor *off);
-/* dst[i + off[i]] = values[i] (or +=): the scatter twin. */
+/* How int64 index values become element offsets into the indexed tensor:
+ * value * stride, where values must lie in [0, size) (or [-size, size)
+ * with wrap, negatives counting from the end). size < 0 means the values
+ * are element offsets already (built and checked beforehand). */
+typedef struct dt_index_map {
+    int64_t size;
+    int64_t stride;
+    bool wrap;
+} dt_index_map;
+
+/* Read-only pass over index: false and the first bad value in *bad when
+ * one is out of range. Scatters call it before they write anything. */
+bool dt_index_check(const dt_tensor *index, dt_index_map map, int64_t *bad);
+/* out[i] = src[i + offset(index[i])] over out's shape; src and index are
+ * restrided views of that shape (stride 0 where they do not vary). Same
+ * dtypes. False and *bad on an out-of-range index (out partly written). */
+bool dt_index_gather_(dt_tensor *out, const dt_tensor *src,
+                      const dt_tensor *index, dt_index_map map,
+                      int64_t *bad);
+/* dst[i + offset(index[i])] = values[i] (or += with accumulate): the
+ * scatter twin. The index must have passed dt_index_check. */
 void dt_index_scatter_(dt_tensor *dst, const dt_tensor *values,
-                       const dt_tensor *off, bool accumulate);
+                       const dt_tensor *index, dt_index_map map,
+                       bool accumulate);
+/* (nnz,) element offsets into t of the true elements of a bool/uint8
+ * mask over dims d.. of t (whose sizes the caller has matched), in
+ * row-major order: a lone mask index in one pass, instead of nonzero()
+ * columns combined. */
+dt_status dt_index_mask_offsets(dt_tensor **out, const dt_tensor *t,
+                                const dt_tensor *mask, int d);
 /* dt_prepare_out, and a given out must also have exactly `dtype`. */
 dt_status dt_index_prepare_out(dt_tensor **out, const int64_t *shape,
                                int ndim, dt_dtype dtype, dt_device device,

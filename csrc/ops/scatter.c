@@ -1,9 +1,10 @@
-/* scatter.c: gather and scatter_add_ along one dim, masked_fill, one_hot.
+/* scatter.c: gather, scatter_add_ and index_select along one dim,
+ * masked_fill, one_hot.
  *
- * gather and scatter_add_ turn their int64 index into a table of element
- * offsets (index * stride of the gathered dim, bounds-checked) and run the
- * shared kernels of index.c over restrided views: t viewed at index's
- * shape with stride 0 on `dim`, so t[.., index[..], ..] = view[.. + off].
+ * All three run the kernels of index_kernel.c on the index as it is
+ * (value * stride of `dim`, bounds-checked) over a restrided t: t viewed
+ * at the index's shape with stride 0 on `dim`, so that
+ * t[.., index[..], ..] = view[.. + index[..] * stride].
  */
 #include <inttypes.h>
 
@@ -81,21 +82,13 @@ check_scatter_args(const char *op, const dt_tensor *t, int64_t *dim,
                    "no larger size than src %s", op, is, ts, *dim, ss);
 }
 
-/* off (index's shape) = index * stride of t's dim, bounds-checked. */
 static dt_status
-scatter_offsets(dt_tensor **off, const dt_tensor *t1, int64_t dim,
-                const dt_tensor *i1, const char *op)
+scatter_out_of_bounds(const char *op, int64_t bad, int64_t dim,
+                      int64_t size)
 {
-    int64_t bad;
-    DT_TRY(dt_tensor_zeros(off, i1->shape, i1->ndim, DT_INT64,
-                           dt_tensor_device(t1)));
-    if (!dt_index_add_offsets(*off, i1, t1->shape[dim], t1->strides[dim],
-                              false, &bad)) {
-        return dt_fail(DT_ERR_RUNTIME, "%s(): index %" PRId64 " is out of "
-                       "bounds for dimension %" PRId64 " with size %" PRId64,
-                       op, bad, dim, t1->shape[dim]);
-    }
-    return DT_OK;
+    return dt_fail(DT_ERR_RUNTIME, "%s(): index %" PRId64 " is out of "
+                   "bounds for dimension %" PRId64 " with size %" PRId64,
+                   op, bad, dim, size);
 }
 
 /* t1 seen at i1's shape with stride 0 on dim. */
@@ -113,14 +106,12 @@ dt_status
 dt_gather_forward(dt_tensor **out, const dt_tensor *t, int64_t dim,
                   const dt_tensor *index)
 {
-    dt_tensor *t1 = NULL, *i1 = NULL, *off = NULL, *tv = NULL, *o1 = NULL;
+    dt_tensor *t1 = NULL, *i1 = NULL, *tv = NULL, *o1 = NULL;
+    int64_t bad;
     DT_TRY(check_scatter_args("gather", t, &dim, index, NULL));
     dt_status s = as_vector_if_scalar(&t1, t);
     if (s == DT_OK) {
         s = as_vector_if_scalar(&i1, index);
-    }
-    if (s == DT_OK) {
-        s = scatter_offsets(&off, t1, dim, i1, "gather");
     }
     if (s == DT_OK) {
         s = dt_index_prepare_out(out, index->shape, index->ndim, t->dtype,
@@ -132,15 +123,36 @@ dt_gather_forward(dt_tensor **out, const dt_tensor *t, int64_t dim,
     if (s == DT_OK) {
         s = as_vector_if_scalar(&o1, *out);
     }
+    dt_index_map map = {t1 ? t1->shape[dim] : 0, t1 ? t1->strides[dim] : 0,
+                        false};
+    if (s == DT_OK && !dt_index_gather_(o1, tv, i1, map, &bad)) {
+        s = scatter_out_of_bounds("gather", bad, dim, map.size);
+    }
     if (s == DT_OK) {
-        dt_index_gather_(o1, tv, off);
         dt_tensor_bump_version(*out);
     }
     dt_tensor_release(t1);
     dt_tensor_release(i1);
-    dt_tensor_release(off);
     dt_tensor_release(tv);
     dt_tensor_release(o1);
+    return s;
+}
+
+/* src narrowed to index's shape (same strides, smaller sizes), read from
+ * a copy if it shares memory with t */
+static dt_status
+scatter_source(dt_tensor **out, const dt_tensor *src, const dt_tensor *t,
+               const dt_tensor *i1)
+{
+    dt_tensor *u = NULL, *s1 = NULL;
+    DT_TRY(dt_index_unalias(&u, src, t));
+    dt_status s = as_vector_if_scalar(&s1, u);
+    if (s == DT_OK) {
+        s = dt_view_as_strided(out, s1, i1->shape, s1->strides, i1->ndim,
+                               s1->offset);
+    }
+    dt_tensor_release(u);
+    dt_tensor_release(s1);
     return s;
 }
 
@@ -148,8 +160,8 @@ dt_status
 dt_scatter_add_forward(dt_tensor *t, int64_t dim, const dt_tensor *index,
                        const dt_tensor *src)
 {
-    dt_tensor *t1 = NULL, *i1 = NULL, *s1 = NULL, *u = NULL, *off = NULL,
-              *tv = NULL, *sv = NULL;
+    dt_tensor *t1 = NULL, *u = NULL, *i1 = NULL, *tv = NULL, *sv = NULL;
+    int64_t bad;
     if (src->dtype != t->dtype) {
         return dt_fail(DT_ERR_RUNTIME, "scatter_add(): Expected self.dtype "
                        "to be equal to src.dtype (got %s and %s)",
@@ -160,32 +172,96 @@ dt_scatter_add_forward(dt_tensor *t, int64_t dim, const dt_tensor *index,
     DT_TRY(dt_index_check_writable(t, "scatter_add_"));
     dt_status s = as_vector_if_scalar(&t1, t);
     if (s == DT_OK) {
-        s = as_vector_if_scalar(&i1, index);
+        s = dt_index_unalias(&u, index, t);
     }
     if (s == DT_OK) {
-        s = dt_index_unalias(&u, src, t);
+        s = as_vector_if_scalar(&i1, u);
     }
-    if (s == DT_OK) {
-        s = as_vector_if_scalar(&s1, u);
-    }
-    /* the offsets are computed before any write, so an index aliasing t
-     * is read intact */
-    if (s == DT_OK) {
-        s = scatter_offsets(&off, t1, dim, i1, "scatter_add");
+    dt_index_map map = {t1 ? t1->shape[dim] : 0, t1 ? t1->strides[dim] : 0,
+                        false};
+    /* every index is checked before the first write */
+    if (s == DT_OK && !dt_index_check(i1, map, &bad)) {
+        s = scatter_out_of_bounds("scatter_add", bad, dim, map.size);
     }
     if (s == DT_OK) {
         s = restride(&tv, t1, dim, i1);
     }
     if (s == DT_OK) {
-        /* src narrowed to index's shape: same strides, smaller sizes */
-        s = dt_view_as_strided(&sv, s1, i1->shape, s1->strides, i1->ndim,
-                               s1->offset);
+        s = scatter_source(&sv, src, t, i1);
     }
     if (s == DT_OK) {
-        dt_index_scatter_(tv, sv, off, true);
+        dt_index_scatter_(tv, sv, i1, map, true);
         dt_tensor_bump_version(t);
     }
-    dt_tensor *owned[] = {t1, i1, s1, u, off, tv, sv};
+    dt_tensor *owned[] = {t1, u, i1, tv, sv};
+    for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++) {
+        dt_tensor_release(owned[k]);
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* index_select                                                            */
+
+static dt_status
+check_select_args(const dt_tensor *t, int64_t *dim, const dt_tensor *index)
+{
+    if (index->ndim > 1) {
+        return dt_fail(DT_ERR_INDEX, "index_select(): Index is supposed to "
+                       "be a vector");
+    }
+    if (index->dtype != DT_INT64 && index->dtype != DT_INT32) {
+        return dt_fail(DT_ERR_RUNTIME, "index_select(): Expected dtype int32 "
+                       "or int64 for index (got %s)",
+                       dt_dtype_name(index->dtype));
+    }
+    DT_TRY(dt_wrap_dim(dim, t->ndim, "index_select"));
+    return dt_check_same_device(t, index, "index_select");
+}
+
+dt_status
+dt_index_select_forward(dt_tensor **out, const dt_tensor *t, int64_t dim,
+                        const dt_tensor *index)
+{
+    DT_TRY(check_select_args(t, &dim, index));
+    int64_t m = dt_tensor_numel(index), one = 1, zero = 0, bad;
+    /* a 0-dim t acts as a vector of one element */
+    int nd = t->ndim ? t->ndim : 1;
+    const int64_t *tsh = t->ndim ? t->shape : &one;
+    const int64_t *tst = t->ndim ? t->strides : &zero;
+    int64_t rshape[DT_MAX_DIMS], tstrides[DT_MAX_DIMS], xstrides[DT_MAX_DIMS];
+    for (int d = 0; d < nd; d++) {
+        rshape[d] = d == dim ? m : tsh[d];
+        tstrides[d] = d == dim ? 0 : tst[d];
+        xstrides[d] = d == dim && index->ndim ? index->strides[0] : 0;
+    }
+    dt_tensor *ix = NULL, *tv = NULL, *xv = NULL, *o = NULL;
+    int rnd = t->ndim == 0 && m == 1 ? 0 : nd;
+    dt_status s = dt_to_dtype(&ix, index, DT_INT64);
+    if (s == DT_OK) {
+        s = dt_index_prepare_out(out, rshape, rnd, t->dtype,
+                                 dt_tensor_device(t), "index_select");
+    }
+    if (s == DT_OK) {
+        s = dt_view_as_strided(&tv, t, rshape, tstrides, nd, t->offset);
+    }
+    if (s == DT_OK) {
+        s = dt_view_as_strided(&xv, ix, rshape, xstrides, nd, ix->offset);
+    }
+    if (s == DT_OK) {
+        s = dt_view_as_strided(&o, *out, rshape, (*out)->ndim ?
+                               (*out)->strides : &zero, nd, (*out)->offset);
+    }
+    dt_index_map map = {tsh[dim], tst[dim], false};
+    if (s == DT_OK && !dt_index_gather_(o, tv, xv, map, &bad)) {
+        s = dt_fail(DT_ERR_INDEX, "index_select(): index %" PRId64 " is out "
+                    "of bounds for dimension %" PRId64 " with size %" PRId64,
+                    bad, dim, tsh[dim]);
+    }
+    if (s == DT_OK) {
+        dt_tensor_bump_version(*out);
+    }
+    dt_tensor *owned[] = {ix, tv, xv, o};
     for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++) {
         dt_tensor_release(owned[k]);
     }
@@ -200,14 +276,46 @@ typedef struct fill_ctx {
     size_t isz;
 } fill_ctx;
 
+/* Contiguous rows use a branch-free bit select, which vectorises (random
+ * masks defeat branch prediction); a mask broadcast along the row (stride
+ * 0) fills it whole or not at all. */
+#define MASKED_FILL_LOOP(T)                                                  \
+    {                                                                        \
+        T v;                                                                 \
+        memcpy(&v, c->value, sizeof v);                                      \
+        if (ms == 0) {                                                       \
+            for (int64_t i = 0; i < n && *(const bool *)mask; i++) {         \
+                *(T *)(dst + i * ds) = v;                                    \
+            }                                                                \
+        } else if (ds == (int64_t)sizeof(T) && ms == 1) {                    \
+            T *__restrict d = (T *)dst;                                      \
+            const uint8_t *__restrict m = (const uint8_t *)mask;             \
+            for (int64_t i = 0; i < n; i++) {                                \
+                T keep = (T)m[i] - 1;   /* all ones where m is false */      \
+                d[i] = (d[i] & keep) | (v & (T)~keep);                       \
+            }                                                                \
+        } else {                                                             \
+            for (int64_t i = 0; i < n; i++) {                                \
+                if (*(const bool *)(mask + i * ms)) {                        \
+                    *(T *)(dst + i * ds) = v;                                \
+                }                                                            \
+            }                                                                \
+        }                                                                    \
+    }                                                                        \
+    break
+
 static void
 masked_fill_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
 {
     const fill_ctx *c = vctx;
-    for (int64_t i = 0; i < n; i++) {
-        if (*(const bool *)(ptrs[1] + i * strides[1])) {
-            memcpy(ptrs[0] + i * strides[0], c->value, c->isz);
-        }
+    char *dst = ptrs[0];
+    const char *mask = ptrs[1];
+    int64_t ds = strides[0], ms = strides[1];
+    switch (c->isz) {
+    case 1: MASKED_FILL_LOOP(uint8_t);
+    case 2: MASKED_FILL_LOOP(uint16_t);
+    case 4: MASKED_FILL_LOOP(uint32_t);
+    default: MASKED_FILL_LOOP(uint64_t);
     }
 }
 
@@ -338,12 +446,13 @@ dt_one_hot_forward(dt_tensor **out, const dt_tensor *t, int64_t num_classes)
     dt_status s = one_hot_classes(&num_classes, p, n);
     memcpy(shape, t->shape, (size_t)t->ndim * sizeof *shape);
     shape[t->ndim] = num_classes;
-    if (s == DT_OK) {
+    if (s == DT_OK && *out) {   /* an out= tensor: check, then clear */
         s = dt_index_prepare_out(out, shape, t->ndim + 1, DT_INT64,
                                  dt_tensor_device(t), "one_hot");
-    }
-    if (s == DT_OK) {
-        s = dt_fill_(*out, 0.0);
+        s = s == DT_OK ? dt_fill_(*out, 0.0) : s;
+    } else if (s == DT_OK) {
+        s = dt_tensor_zeros(out, shape, t->ndim + 1, DT_INT64,
+                            dt_tensor_device(t));
     }
     if (s == DT_OK) {
         /* out may be a strided out=; walk it by its own strides */

@@ -424,6 +424,41 @@ assign_basic(dt_tensor *view, const dt_tensor *value)
     return s;
 }
 
+/* t[mask] = scalar is masked_fill_ (one pass, as in PyTorch). Returns 1
+ * when it applied, 0 when the general path must run, -1 on error. */
+static int
+assign_masked(dt_tensor *t, PyObject *key, const dt_tensor *value)
+{
+    dt_tensor *m = dt_py_unwrap(key), *mv = NULL, *mb = NULL, *v0 = NULL;
+    int64_t sh[DT_MAX_DIMS], st[DT_MAX_DIMS];
+    if (!m || (m->dtype != DT_BOOL && m->dtype != DT_UINT8) ||
+        m->ndim == 0 || m->ndim > t->ndim || dt_tensor_numel(value) != 1) {
+        return 0;
+    }
+    for (int d = 0; d < t->ndim; d++) {
+        if (d < m->ndim && m->shape[d] != t->shape[d]) {
+            return 0;   /* the general path names the mismatch */
+        }
+        sh[d] = d < m->ndim ? m->shape[d] : 1;
+        st[d] = d < m->ndim ? m->strides[d] : 0;
+    }
+    dt_status s = dt_view_as_strided(&mv, m, sh, st, t->ndim, m->offset);
+    if (s == DT_OK) {
+        s = dt_to_dtype(&mb, mv, DT_BOOL);
+    }
+    if (s == DT_OK) {
+        s = dt_view_as_strided(&v0, value, value->shape, value->strides, 0,
+                               value->offset);
+    }
+    if (s == DT_OK) {
+        s = dt_masked_fill_forward(&t, t, mb, v0);
+    }
+    dt_tensor_release(mv);
+    dt_tensor_release(mb);
+    dt_tensor_release(v0);
+    return s == DT_OK ? 1 : (dt_py_raise(s), -1);
+}
+
 int
 dt_py_setitem(PyObject *self, PyObject *key, PyObject *value)
 {
@@ -437,7 +472,12 @@ dt_py_setitem(PyObject *self, PyObject *key, PyObject *value)
     if (dt_py_as_tensor(value, &v, "__setitem__", "value") < 0) {
         return -1;
     }
-    int rc = parse_key(&k, t, key);
+    int rc = assign_masked(t, key, v);
+    if (rc != 0) {
+        dt_tensor_release(v);
+        return rc < 0 ? -1 : 0;
+    }
+    rc = parse_key(&k, t, key);
     if (rc == 0) {
         dt_status s;
         if (!k.advanced) {
