@@ -1,0 +1,71 @@
+/* elementwise.h: the elementwise op family (forward), PyTorch semantics.
+ *
+ *   unary.c     neg abs exp log sqrt rsqrt sin cos tanh sigmoid relu gelu
+ *               gelu_tanh, pow by a scalar, clamp
+ *   binary.c    add sub mul div pow maximum minimum
+ *   compare.c   eq ne lt le gt ge, where
+ *
+ * Every function follows dt.h's output convention: *out == NULL allocates
+ * the result; a tensor in *out is written into (in place when it is the
+ * first input, out= otherwise) after checking that the broadcast shape
+ * matches and the result dtype can be cast to it.
+ *
+ * Inputs broadcast against each other (NumPy rules), promote by PyTorch's
+ * result_type (Python numbers arrive as wrapped 0-dim tensors and promote
+ * only by category), and may be any strided view. Integer inputs to
+ * floating functions (exp, sqrt, sigmoid, true division...) give float32.
+ */
+#ifndef DT_ELEMENTWISE_H
+#define DT_ELEMENTWISE_H
+
+#include "../dt.h"
+#include "ops.h"
+
+/* ---------------------------------------------------------------------- */
+/* unary.c                                                                 */
+
+/* op in DT_OP_NEG .. DT_OP_GELU_TANH (DT_OP_GELU is the exact erf form,
+ * DT_OP_GELU_TANH the tanh approximation). */
+dt_status dt_unary_forward(dt_tensor **out, const dt_tensor *x, dt_op op);
+/* x ** exponent for a 0-dim exponent (usually a Python number). Integer
+ * bases to a negative integer exponent are an error, as in PyTorch. */
+dt_status dt_pow_scalar_forward(dt_tensor **out, const dt_tensor *x,
+                                const dt_tensor *exponent);
+/* min(max(x, lo), hi) with NaNs propagated; lo and hi are tensors that
+ * broadcast with x (0-dim for scalars) or NULL, but not both NULL. */
+dt_status dt_clamp_forward(dt_tensor **out, const dt_tensor *x,
+                           const dt_tensor *lo, const dt_tensor *hi);
+
+/* ---------------------------------------------------------------------- */
+/* binary.c                                                                */
+
+/* a op b for DT_OP_ADD, SUB, MUL, DIV (true division), POW, MAXIMUM,
+ * MINIMUM, and the comparisons EQ .. GE (bool result). */
+dt_status dt_binary_forward(dt_tensor **out, const dt_tensor *a,
+                            const dt_tensor *b, dt_op op);
+/* a + alpha * b and a - alpha * b; alpha is a 0-dim tensor or NULL (1). */
+dt_status dt_add_forward(dt_tensor **out, const dt_tensor *a,
+                         const dt_tensor *b, const dt_tensor *alpha);
+dt_status dt_sub_forward(dt_tensor **out, const dt_tensor *a,
+                         const dt_tensor *b, const dt_tensor *alpha);
+
+typedef enum dt_rounding {
+    DT_ROUND_NONE = 0,   /* true division: integers give float32 */
+    DT_ROUND_TRUNC,      /* toward zero, in the promoted dtype */
+    DT_ROUND_FLOOR       /* toward -inf, in the promoted dtype */
+} dt_rounding;
+
+dt_status dt_div_forward(dt_tensor **out, const dt_tensor *a,
+                         const dt_tensor *b, dt_rounding mode);
+
+/* ---------------------------------------------------------------------- */
+/* compare.c                                                               */
+
+/* The comparisons behind dt_binary_forward: a op b as bool. */
+dt_status dt_compare_forward(dt_tensor **out, const dt_tensor *a,
+                             const dt_tensor *b, dt_op op);
+/* cond ? x : y, all three broadcast; cond must be bool. */
+dt_status dt_where_forward(dt_tensor **out, const dt_tensor *cond,
+                           const dt_tensor *x, const dt_tensor *y);
+
+#endif /* DT_ELEMENTWISE_H */
