@@ -114,8 +114,13 @@ typedef struct dt_storage {
     _Atomic uint32_t version;
 } dt_storage;
 
+/* Drops one reference; frees (or hands back) the memory with the last. */
+void dt_storage_release(dt_storage *s);
+
 /* ---------------------------------------------------------------------- */
 /* tensors                                                                 */
+
+struct dt_autograd_meta;   /* csrc/autograd/autograd.h */
 
 typedef struct dt_tensor {
     _Atomic int64_t refcount;
@@ -128,7 +133,12 @@ typedef struct dt_tensor {
     /* A Python scalar wrapped as a 0-dim tensor: it takes part in type
      * promotion only by category, as in PyTorch. */
     bool is_wrapped_number;
+    /* requires_grad, .grad, grad_fn, hooks; NULL when none of them */
+    struct dt_autograd_meta *ag;
 } dt_tensor;
+
+/* Frees a tensor's autograd metadata (csrc/autograd/node.c). */
+void dt_autograd_meta_free(struct dt_autograd_meta *m);
 
 dt_status dt_tensor_empty(dt_tensor **out, const int64_t *shape, int ndim,
                           dt_dtype dtype, dt_device device);

@@ -54,8 +54,8 @@ storage_new(dt_storage **out, size_t nbytes, dt_device device)
     return DT_OK;
 }
 
-static void
-storage_release(dt_storage *s)
+void
+dt_storage_release(dt_storage *s)
 {
     if (atomic_fetch_sub(&s->refcount, 1) != 1) {
         return;
@@ -130,7 +130,7 @@ dt_tensor_empty(dt_tensor **out, const int64_t *shape, int ndim,
     DT_TRY(check_shape(shape, ndim, dt_dtype_size(dtype), &nbytes));
     DT_TRY(storage_new(&s, nbytes, device));
     dt_tensor *t = tensor_header(shape, ndim, dtype, s);
-    storage_release(s);
+    dt_storage_release(s);
     if (!t) {
         return dt_fail(DT_ERR_NOMEM, "out of memory");
     }
@@ -198,7 +198,10 @@ dt_tensor_release(dt_tensor *t)
     if (!t || atomic_fetch_sub(&t->refcount, 1) != 1) {
         return;
     }
-    storage_release(t->storage);
+    if (t->ag) {
+        dt_autograd_meta_free(t->ag);
+    }
+    dt_storage_release(t->storage);
     atomic_fetch_sub(&live_tensors, 1);
     free(t);
 }

@@ -50,11 +50,19 @@ infer_shape(int64_t *shape, int ndim, const dt_tensor *t, const char *op)
             known *= shape[i];
         }
     }
-    if (infer >= 0 && known != 0 && numel % known == 0) {
+    if (infer >= 0 && known == 0) {
+        char sh[160];
+        dt_shape_format(sh, sizeof sh, shape, ndim);
+        return dt_fail(DT_ERR_RUNTIME,
+                       "%s: cannot reshape tensor of 0 elements into shape "
+                       "%s because the unspecified dimension size -1 can be "
+                       "any value and is ambiguous", op, sh);
+    }
+    if (infer >= 0 && numel % known == 0) {
         shape[infer] = numel / known;
         known *= shape[infer];
     }
-    if (known != numel || (infer >= 0 && known == 0)) {
+    if (known != numel || (infer >= 0 && shape[infer] < 0)) {
         char sh[160], tsh[160];
         dt_shape_format(sh, sizeof sh, shape, ndim);
         dt_shape_format(tsh, sizeof tsh, t->shape, t->ndim);

@@ -15,5 +15,8 @@ from ._ops.creation import *  # noqa: F401,F403
 from ._ops.elementwise import *  # noqa: F401,F403
 from ._ops.reduce import *  # noqa: F401,F403
 from ._ops.index import *  # noqa: F401,F403
+from . import autograd
+from .serialization import load, save
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 __version__ = "0.1.0"

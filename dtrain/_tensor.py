@@ -122,6 +122,24 @@ class Tensor(_C.TensorBase):
         from ._ops.creation import tensor
         return tensor(data, dtype=dtype or self.dtype)
 
+    # ------------------------------------------------------------ autograd
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False,
+                 inputs=None):
+        """Accumulates the gradient of this tensor into the leaves' .grad."""
+        from .autograd import backward
+        backward(self, gradient, retain_graph, create_graph, inputs)
+
+    def register_hook(self, hook):
+        """hook(grad) -> Tensor or None runs when this tensor's gradient is
+        computed; returns a handle whose remove() unregisters it."""
+        return _RemovableHandle(self, self._register_hook(hook))
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) runs after a leaf's .grad was accumulated."""
+        return _RemovableHandle(
+            self, self._register_post_accumulate_grad_hook(hook))
+
     def __iter__(self):
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
@@ -156,6 +174,26 @@ class Tensor(_C.TensorBase):
         return tensor_repr(self)
 
     __str__ = __repr__
+
+
+class _RemovableHandle:
+    """What register_hook returns: remove() takes the hook off again."""
+
+    def __init__(self, tensor, hook_id):
+        import weakref
+        self._tensor = weakref.ref(tensor)
+        self.id = hook_id
+
+    def remove(self):
+        t = self._tensor()
+        if t is not None:
+            t._remove_hook(self.id)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 def _rebuild_bf16(array):

@@ -41,6 +41,10 @@ force=""
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$flags" ]; then
     force="--force"
 fi
+# ccache (when installed) makes the full rebuilds setuptools does cheap
+if command -v ccache >/dev/null 2>&1; then
+    export CC="${CC:-ccache gcc}" CXX="${CXX:-ccache g++}"
+fi
 echo "setup: building dtrain._C ($flags)"
 $py setup.py -q build_ext --inplace -j "$(nproc)" $force
 mkdir -p build && echo "$flags" > "$stamp"

@@ -71,6 +71,8 @@ extern PyMethodDef dt_py_core_methods[];        /* py_tensor_methods.c */
 extern PyMethodDef dt_py_elementwise_methods[]; /* py_elementwise.c */
 extern PyMethodDef dt_py_reduce_methods[];      /* py_reduce.c */
 extern PyMethodDef dt_py_index_methods[];       /* py_index.c */
+extern PyMethodDef dt_py_autograd_methods[];    /* py_autograd.c */
+extern PyGetSetDef dt_py_autograd_getset[];     /* py_autograd.c */
 extern PyMethodDef dt_py_core_functions[];      /* convert.c */
 extern PyMethodDef dt_py_elementwise_functions[];
 extern PyMethodDef dt_py_reduce_functions[];

@@ -1,5 +1,6 @@
 /* py_tensor_methods.c: Tensor methods for shape queries, views, copies and
  * conversion to Python values. */
+#include "../autograd/views.h"
 #include "glue.h"
 
 #define SELF_T (((dt_py_tensor *)self)->t)
@@ -127,7 +128,7 @@ tensor_view(PyObject *self, PyObject *args)
     int64_t shape[DT_MAX_DIMS];
     dt_tensor *out = NULL;
     int n = dt_py_parse_shape(args, shape, "view");
-    return n < 0 ? NULL : finish(dt_view(&out, SELF_T, shape, n), &out);
+    return n < 0 ? NULL : finish(dt_ag_view(&out, SELF_T, shape, n), &out);
 }
 
 static PyObject *
@@ -136,7 +137,7 @@ tensor_reshape(PyObject *self, PyObject *args)
     int64_t shape[DT_MAX_DIMS];
     dt_tensor *out = NULL;
     int n = dt_py_parse_shape(args, shape, "reshape");
-    return n < 0 ? NULL : finish(dt_reshape(&out, SELF_T, shape, n), &out);
+    return n < 0 ? NULL : finish(dt_ag_reshape(&out, SELF_T, shape, n), &out);
 }
 
 static PyObject *
@@ -145,7 +146,7 @@ tensor_expand(PyObject *self, PyObject *args)
     int64_t shape[DT_MAX_DIMS];
     dt_tensor *out = NULL;
     int n = dt_py_parse_shape(args, shape, "expand");
-    return n < 0 ? NULL : finish(dt_expand(&out, SELF_T, shape, n), &out);
+    return n < 0 ? NULL : finish(dt_ag_expand(&out, SELF_T, shape, n), &out);
 }
 
 static PyObject *
@@ -153,8 +154,14 @@ tensor_permute(PyObject *self, PyObject *args)
 {
     int64_t dims[DT_MAX_DIMS];
     dt_tensor *out = NULL;
+    if (PyTuple_GET_SIZE(args) == 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "permute() missing 1 required positional arguments: "
+                        "\"dims\"");
+        return NULL;
+    }
     int n = dt_py_parse_shape(args, dims, "permute");
-    return n < 0 ? NULL : finish(dt_permute(&out, SELF_T, dims, n), &out);
+    return n < 0 ? NULL : finish(dt_ag_permute(&out, SELF_T, dims, n), &out);
 }
 
 static PyObject *
@@ -165,7 +172,7 @@ tensor_transpose(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "LL:transpose", &d0, &d1)) {
         return NULL;
     }
-    return finish(dt_transpose(&out, SELF_T, d0, d1), &out);
+    return finish(dt_ag_transpose(&out, SELF_T, d0, d1), &out);
 }
 
 static PyObject *
@@ -180,11 +187,9 @@ tensor_t(PyObject *self, PyObject *unused)
         return NULL;
     }
     if (SELF_T->ndim < 2) {
-        return finish(dt_view_as_strided(&out, SELF_T, SELF_T->shape,
-                                         SELF_T->strides, SELF_T->ndim,
-                                         SELF_T->offset), &out);
+        return Py_NewRef(self);
     }
-    return finish(dt_transpose(&out, SELF_T, 0, 1), &out);
+    return finish(dt_ag_transpose(&out, SELF_T, 0, 1), &out);
 }
 
 static PyObject *
@@ -196,13 +201,13 @@ tensor_squeeze(PyObject *self, PyObject *args)
         return NULL;
     }
     if (dim_obj == Py_None) {
-        return finish(dt_squeeze(&out, SELF_T, NULL), &out);
+        return finish(dt_ag_squeeze(&out, SELF_T, NULL), &out);
     }
     int64_t dim = PyLong_AsLongLong(dim_obj);
     if (dim == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    return finish(dt_squeeze(&out, SELF_T, &dim), &out);
+    return finish(dt_ag_squeeze(&out, SELF_T, &dim), &out);
 }
 
 static PyObject *
@@ -213,7 +218,7 @@ tensor_unsqueeze(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "L:unsqueeze", &dim)) {
         return NULL;
     }
-    return finish(dt_unsqueeze(&out, SELF_T, dim), &out);
+    return finish(dt_ag_unsqueeze(&out, SELF_T, dim), &out);
 }
 
 static PyObject *
@@ -224,7 +229,7 @@ tensor_narrow(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "LLL:narrow", &dim, &start, &length)) {
         return NULL;
     }
-    return finish(dt_narrow(&out, SELF_T, dim, start, length), &out);
+    return finish(dt_ag_narrow(&out, SELF_T, dim, start, length), &out);
 }
 
 static PyObject *
@@ -235,7 +240,7 @@ tensor_select(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "LL:select", &dim, &index)) {
         return NULL;
     }
-    return finish(dt_select(&out, SELF_T, dim, index), &out);
+    return finish(dt_ag_select(&out, SELF_T, dim, index), &out);
 }
 
 static PyObject *
@@ -248,7 +253,7 @@ tensor_flatten(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &start, &end)) {
         return NULL;
     }
-    return finish(dt_flatten(&out, SELF_T, start, end), &out);
+    return finish(dt_ag_flatten(&out, SELF_T, start, end), &out);
 }
 
 static PyObject *
@@ -275,24 +280,25 @@ tensor_as_strided(PyObject *self, PyObject *args)
         return NULL;
     }
     /* the view must stay inside the storage */
-    int64_t last = offset < 0 ? SELF_T->offset : offset, lo = last;
+    int64_t lo = offset < 0 ? SELF_T->offset : offset, last = lo, numel = 1;
     for (int i = 0; i < n; i++) {
         if (sh[i] < 0 || st[i] < 0) {
             PyErr_SetString(PyExc_RuntimeError,
                             "as_strided: negative size or stride");
             return NULL;
         }
+        numel *= sh[i];
         last += sh[i] ? (sh[i] - 1) * st[i] : 0;
     }
     int64_t cap = (int64_t)(SELF_T->storage->nbytes /
                             dt_dtype_size(SELF_T->dtype));
-    if (lo < 0 || (last >= cap && dt_tensor_numel(SELF_T) + n > 0)) {
+    if (lo < 0 || (numel ? last >= cap : lo > cap)) {
         PyErr_Format(PyExc_RuntimeError,
                      "as_strided: view reaches element %lld of a storage "
                      "holding %lld", (long long)last, (long long)cap);
         return NULL;
     }
-    return finish(dt_view_as_strided(&out, SELF_T, sh, st, n, lo), &out);
+    return finish(dt_ag_as_strided(&out, SELF_T, sh, st, n, lo), &out);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -306,7 +312,7 @@ tensor_contiguous(PyObject *self, PyObject *unused)
     if (dt_tensor_is_contiguous(SELF_T)) {
         return Py_NewRef(self);
     }
-    return finish(dt_contiguous(&out, SELF_T), &out);
+    return finish(dt_ag_contiguous(&out, SELF_T), &out);
 }
 
 static PyObject *
@@ -314,7 +320,7 @@ tensor_clone(PyObject *self, PyObject *unused)
 {
     (void)unused;
     dt_tensor *out = NULL;
-    return finish(dt_clone(&out, SELF_T), &out);
+    return finish(dt_ag_clone(&out, SELF_T), &out);
 }
 
 static PyObject *
@@ -329,9 +335,9 @@ tensor_to_dtype(PyObject *self, PyObject *args)
     }
     if (dtype == SELF_T->dtype) {
         /* torch returns self itself when nothing changes */
-        return copy ? finish(dt_clone(&out, SELF_T), &out) : Py_NewRef(self);
+        return copy ? finish(dt_ag_clone(&out, SELF_T), &out) : Py_NewRef(self);
     }
-    return finish(dt_to_dtype(&out, SELF_T, dtype), &out);
+    return finish(dt_ag_to_dtype(&out, SELF_T, dtype), &out);
 }
 
 static PyObject *
@@ -341,7 +347,7 @@ tensor_copy_(PyObject *self, PyObject *src)
     if (dt_py_as_tensor(src, &s, "copy_", "src") < 0) {
         return NULL;
     }
-    dt_status st = dt_copy_(SELF_T, s);
+    dt_status st = dt_ag_copy_(SELF_T, s);
     dt_tensor_release(s);
     return st == DT_OK ? Py_NewRef(self) : dt_py_raise(st);
 }
@@ -359,7 +365,7 @@ tensor_fill_(PyObject *self, PyObject *value)
                         "fill_ only supports 0-dimension value tensor");
         return NULL;
     }
-    dt_status s = dt_copy_(SELF_T, v);   /* exact for int64 values */
+    dt_status s = dt_ag_fill_(SELF_T, v);   /* exact for int64 values */
     dt_tensor_release(v);
     return s == DT_OK ? Py_NewRef(self) : dt_py_raise(s);
 }
@@ -368,7 +374,12 @@ static PyObject *
 tensor_zero_(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    dt_status s = dt_fill_(SELF_T, 0.0);
+    dt_tensor *zero = NULL;
+    dt_status s = dt_tensor_scalar(&zero, 0.0, SELF_T->dtype);
+    if (s == DT_OK) {
+        s = dt_ag_fill_(SELF_T, zero);
+    }
+    dt_tensor_release(zero);
     return s == DT_OK ? Py_NewRef(self) : dt_py_raise(s);
 }
 

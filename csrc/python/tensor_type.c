@@ -87,7 +87,7 @@ tensor_get_version(PyObject *self, void *closure)
         atomic_load(&((dt_py_tensor *)self)->t->storage->version));
 }
 
-static PyGetSetDef tensor_getset[] = {
+static PyGetSetDef core_getset[] = {
     {"_shape", tensor_get_shape, NULL, "shape as a tuple", NULL},
     {"dtype", tensor_get_dtype, NULL, "the element type", NULL},
     {"_device", tensor_get_device_str, NULL, "device as a string", NULL},
@@ -317,7 +317,66 @@ live_counts(PyObject *module, PyObject *unused)
                          (long long)bytes);
 }
 
+/* Parameter(data): a new object of a Tensor subclass on the same tensor. */
+static PyObject *
+make_subclass(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *cls, *src;
+    if (!PyArg_ParseTuple(args, "OO:_make_subclass", &cls, &src)) {
+        return NULL;
+    }
+    dt_tensor *t = dt_py_unwrap(src);
+    if (!t || !PyType_Check(cls) ||
+        !PyType_IsSubtype((PyTypeObject *)cls, dt_py_st->tensor_base)) {
+        PyErr_SetString(PyExc_TypeError, "_make_subclass(cls, tensor): cls "
+                        "must subclass Tensor");
+        return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    dt_py_tensor *self = (dt_py_tensor *)tp->tp_alloc(tp, 0);
+    if (self) {
+        dt_tensor_retain(t);
+        self->t = t;
+    }
+    return (PyObject *)self;
+}
+
+/* t.data = other: t keeps its identity and autograd metadata but views
+ * other's memory from now on (what Module.to() and optimizers rely on). */
+static PyObject *
+set_data(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *a, *b;
+    if (!PyArg_ParseTuple(args, "OO:_set_data", &a, &b)) {
+        return NULL;
+    }
+    dt_tensor *dst = dt_py_unwrap(a), *src = dt_py_unwrap(b);
+    if (!dst || !src) {
+        PyErr_SetString(PyExc_TypeError, "_set_data expects two Tensors");
+        return NULL;
+    }
+    if (((dt_py_tensor *)a)->exports) {
+        PyErr_SetString(PyExc_BufferError, "cannot replace the data of a "
+                        "tensor whose buffer is exported");
+        return NULL;
+    }
+    dt_storage *old = dst->storage;
+    atomic_fetch_add(&src->storage->refcount, 1);
+    dst->storage = src->storage;
+    dst->dtype = src->dtype;
+    dst->ndim = src->ndim;
+    memcpy(dst->shape, src->shape, sizeof dst->shape);
+    memcpy(dst->strides, src->strides, sizeof dst->strides);
+    dst->offset = src->offset;
+    dt_storage_release(old);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef set_class_defs[] = {
+    {"_make_subclass", make_subclass, METH_VARARGS, NULL},
+    {"_set_data", set_data, METH_VARARGS, NULL},
     {"_set_tensor_class", tensor_set_class, METH_O,
      "Registers the Python class that ops return (dtrain.Tensor)."},
     {"_live_counts", live_counts, METH_NOARGS,
@@ -330,7 +389,8 @@ static PyMethodDef *
 all_methods(void)
 {
     PyMethodDef *tables[] = {dt_py_core_methods, dt_py_elementwise_methods,
-                             dt_py_reduce_methods, dt_py_index_methods};
+                             dt_py_reduce_methods, dt_py_index_methods,
+                             dt_py_autograd_methods};
     size_t n = 0, ntables = sizeof tables / sizeof tables[0];
     for (size_t i = 0; i < ntables; i++) {
         for (PyMethodDef *m = tables[i]; m->ml_name; m++) {
@@ -350,17 +410,38 @@ all_methods(void)
     return all;
 }
 
+/* The core attributes followed by autograd's, kept for the process. */
+static PyGetSetDef *
+all_getset(void)
+{
+    size_t a = 0, b = 0;
+    while (core_getset[a].name) {
+        a++;
+    }
+    while (dt_py_autograd_getset[b].name) {
+        b++;
+    }
+    PyGetSetDef *all = PyMem_Calloc(a + b + 1, sizeof *all);
+    if (all) {
+        memcpy(all, core_getset, a * sizeof *all);
+        memcpy(all + a, dt_py_autograd_getset, b * sizeof *all);
+    }
+    return all;
+}
+
 int
 dt_py_tensor_type_init(PyObject *module)
 {
     static PyMethodDef *methods;
-    if (!methods && !(methods = all_methods())) {
+    static PyGetSetDef *getset;
+    if ((!methods && !(methods = all_methods())) ||
+        (!getset && !(getset = all_getset()))) {
         PyErr_NoMemory();
         return -1;
     }
     PyType_Slot slots[] = {
         {Py_tp_dealloc, tensor_dealloc},
-        {Py_tp_getset, tensor_getset},
+        {Py_tp_getset, getset},
         {Py_tp_methods, methods},
         {Py_tp_richcompare, tensor_richcompare},
         {Py_bf_getbuffer, tensor_getbuffer},

@@ -43,12 +43,16 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         return data._to_dtype(dtype or data.dtype, True)
     if type(data).__module__ == "numpy" and hasattr(data, "__array__"):
         import numpy as np
-        a = np.array(data, copy=True, order="C")
+        a = np.asarray(data)
         if a.dtype.kind in "OUS":
             raise TypeError(f"tensor(): can't convert np.ndarray of type "
                             f"{a.dtype}")
-        t = _C.from_numpy(a)
-        return t if dtype is None else t._to_dtype(dtype, False)
+        try:
+            # one copy, into dtrain's 64-byte-aligned memory
+            src = _C.from_numpy(a)
+        except (TypeError, ValueError):  # read-only, strided, other dtype
+            src = _C.from_numpy(np.array(a, copy=True, order="C"))
+        return src._to_dtype(dtype or src.dtype, True)
     return _C._tensor_from_data(data, dtype)
 
 
