@@ -50,7 +50,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         try:
             # one copy, into dtrain's 64-byte-aligned memory
             src = _C.from_numpy(a)
-        except (TypeError, ValueError):  # read-only, strided, other dtype
+        except ValueError:  # read-only, misaligned or negative strides
             src = _C.from_numpy(np.array(a, copy=True, order="C"))
         return src._to_dtype(dtype or src.dtype, True)
     return _C._tensor_from_data(data, dtype)
