@@ -210,7 +210,8 @@ def tensor_repr(t):
         body = _tensor_str(t, indent)
     grad_fn = getattr(t, "grad_fn", None)
     if grad_fn is not None:
-        suffixes.append(f"grad_fn=<{type(grad_fn).__name__}>")
+        name = grad_fn.name() if hasattr(grad_fn, "name") else type(grad_fn).__name__
+        suffixes.append(f"grad_fn=<{name}>")
     elif getattr(t, "requires_grad", False):
         suffixes.append("requires_grad=True")
     return _add_suffixes(prefix + body, suffixes, indent)
