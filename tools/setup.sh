@@ -48,3 +48,6 @@ fi
 echo "setup: building dtrain._C ($flags)"
 $py setup.py -q build_ext --inplace -j "$(nproc)" $force
 mkdir -p build && echo "$flags" > "$stamp"
+# make this checkout importable from anywhere in the venv (like pip -e)
+site=$($py -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD" > "$site/dtrain-checkout.pth"
