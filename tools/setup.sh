@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 py=.venv/bin/python
-want="numpy pytest pytest-timeout setuptools wheel"
+want="numpy pytest pytest-timeout setuptools wheel scikit-learn"
 if [ "${DTRAIN_NO_TORCH:-0}" = "0" ]; then
     want="$want torch==2.13.0"
 fi
