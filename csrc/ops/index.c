@@ -1,266 +1,16 @@
-/* index.c: advanced indexing. t[indices] gathers through the indexed
- * dims and index_put_ is its scatter twin; both follow a plan that turns
- * the index list (ints, masks) into one table of element offsets or one
- * index tensor. The loops themselves are in index_kernel.c.
+/* index.c: t[key] and t[key] = v. A key's basic part (ints, slices,
+ * None, ...) is a view, differentiated as one node through its
+ * dt_basic_key; its advanced part (index tensors, masks) is a gather
+ * (index) or a scatter (index_put_) following a plan (index_plan.c) run
+ * by the loops of index_kernel.c.
  *
- * Letters: t is the indexed tensor, B the broadcast shape of the index
- * tensors, R the result's shape (B placed among t's unindexed dims).
+ * Letters: t is the indexed tensor, R the shape of the indexing result.
  */
 #include <inttypes.h>
 
+#include "../autograd/autograd.h"
 #include "../dt_impl.h"
 #include "index.h"
-
-/* ---------------------------------------------------------------------- */
-/* masks                                                                   */
-
-static bool
-is_mask(dt_dtype d)
-{
-    return d == DT_BOOL || d == DT_UINT8;
-}
-
-/* A k-dim mask must match dims d.. of t exactly. */
-static dt_status
-check_mask(const dt_tensor *t, const dt_tensor *mask, int d)
-{
-    if (mask->ndim == 0) {
-        return dt_fail(DT_ERR_INDEX, "index: a 0-dim bool index is only "
-                       "supported as a Python bool key (t[True])");
-    }
-    for (int j = 0; j < mask->ndim; j++) {
-        if (mask->shape[j] != t->shape[d + j]) {
-            char ms[160], ts[160];
-            dt_shape_format(ms, sizeof ms, mask->shape, mask->ndim);
-            dt_shape_format(ts, sizeof ts, t->shape, t->ndim);
-            return dt_fail(DT_ERR_INDEX,
-                           "The shape of the mask %s at index %d does not "
-                           "match the shape of the indexed tensor %s at "
-                           "index %d", ms, j, ts, d + j);
-        }
-    }
-    return DT_OK;
-}
-
-/* ---------------------------------------------------------------------- */
-/* the indexing plan                                                       */
-
-typedef struct index_plan {
-    dt_tensor *list[DT_MAX_DIMS];  /* per dim of t: int64 index or NULL */
-    int rnd;                       /* result dims */
-    int64_t rshape[DT_MAX_DIMS];   /* R */
-    int64_t tstrides[DT_MAX_DIMS]; /* t restrided to R: 0 on B dims */
-    int bpos, bnd;                 /* where B sits in R, and its dims */
-    dt_tensor *index;              /* (B) int64: one index, or offsets */
-    dt_index_map map;              /* how p->index reads */
-} index_plan;
-
-static void
-plan_free(index_plan *p)
-{
-    for (int i = 0; i < DT_MAX_DIMS; i++) {
-        dt_tensor_release(p->list[i]);
-    }
-    dt_tensor_release(p->index);
-}
-
-/* A lone mask (the only index) becomes element offsets at once: every
- * dim it covers holds them, and they are what p->index reads. */
-static dt_status
-plan_lone_mask(index_plan *p, const dt_tensor *t, const dt_tensor *mask,
-               int d)
-{
-    DT_TRY(check_mask(t, mask, d));
-    DT_TRY(dt_index_mask_offsets(&p->index, t, mask, d));
-    for (int j = 0; j < mask->ndim; j++) {
-        dt_tensor_retain(p->index);
-        p->list[d + j] = p->index;
-    }
-    p->map = (dt_index_map){-1, 1, false};
-    return DT_OK;
-}
-
-/* Places a k-dim mask at dims d.. of t as the k columns of nonzero(). */
-static dt_status
-plan_mask(index_plan *p, const dt_tensor *t, const dt_tensor *mask, int d)
-{
-    dt_tensor *nz = NULL;
-    DT_TRY(check_mask(t, mask, d));
-    DT_TRY(dt_nonzero_forward(&nz, mask));
-    dt_status s = DT_OK;
-    for (int j = 0; j < mask->ndim && s == DT_OK; j++) {
-        s = dt_select(&p->list[d + j], nz, 1, j);
-    }
-    dt_tensor_release(nz);
-    return s;
-}
-
-static dt_status
-check_index_dtype(const dt_tensor *ix)
-{
-    if (!is_mask(ix->dtype) && ix->dtype != DT_INT64 &&
-        ix->dtype != DT_INT32) {
-        return dt_fail(DT_ERR_INDEX, "tensors used as indices must be long, "
-                       "int, byte or bool tensors (got %s)",
-                       dt_dtype_name(ix->dtype));
-    }
-    return DT_OK;
-}
-
-/* Fills p->list: one entry per dim of t, masks expanded. */
-static dt_status
-plan_list(index_plan *p, const dt_tensor *t, dt_tensor *const *indices,
-          int n)
-{
-    int d = 0, nindex = 0;
-    for (int j = 0; j < n; j++) {
-        nindex += indices[j] != NULL;
-    }
-    for (int j = 0; j < n; j++) {
-        const dt_tensor *ix = indices[j];
-        if (ix) {
-            DT_TRY(check_index_dtype(ix));
-            DT_TRY(dt_check_same_device(t, ix, "index"));
-        }
-        int width = ix && is_mask(ix->dtype) ? ix->ndim : 1;
-        if (d + width > t->ndim) {
-            return dt_fail(DT_ERR_INDEX, "too many indices for tensor of "
-                           "dimension %d", t->ndim);
-        }
-        if (ix && is_mask(ix->dtype)) {
-            DT_TRY(nindex == 1 ? plan_lone_mask(p, t, ix, d)
-                               : plan_mask(p, t, ix, d));
-        } else if (ix) {
-            /* int32 indices are rare: one copy lets the kernels read
-             * int64 only */
-            DT_TRY(dt_to_dtype(&p->list[d], ix, DT_INT64));
-        }
-        d += width;
-    }
-    return DT_OK;
-}
-
-/* B: the broadcast shape of the index tensors. */
-static dt_status
-plan_broadcast(const index_plan *p, int ndim, int64_t *bshape, int *bnd)
-{
-    int64_t prev[DT_MAX_DIMS];
-    *bnd = 0;
-    for (int d = 0; d < ndim; d++) {
-        const dt_tensor *ix = p->list[d];
-        memcpy(prev, bshape, (size_t)*bnd * sizeof *prev);
-        if (ix && dt_broadcast_shapes(bshape, bnd, prev, *bnd, ix->shape,
-                                      ix->ndim, "index") != DT_OK) {
-            char msg[1024] = "";
-            size_t used = 0;
-            for (int e = 0; e < ndim; e++) {
-                if (!p->list[e] || used + 3 >= sizeof msg) {
-                    continue;
-                }
-                if (used) {
-                    memcpy(msg + used, ", ", 3);
-                    used += 2;
-                }
-                dt_shape_format(msg + used, sizeof msg - used,
-                                p->list[e]->shape, p->list[e]->ndim);
-                used += strlen(msg + used);
-            }
-            return dt_fail(DT_ERR_INDEX, "shape mismatch: indexing tensors "
-                           "could not be broadcast together with shapes %s",
-                           msg);
-        }
-    }
-    return DT_OK;
-}
-
-/* R, t's strides in it, and where B goes. */
-static dt_status
-plan_layout(index_plan *p, const dt_tensor *t, const int64_t *bshape,
-            int bnd)
-{
-    int first = 0, last = -1, nadv = 0;
-    for (int d = 0; d < t->ndim; d++) {
-        if (p->list[d]) {
-            first = nadv ? first : d;
-            last = d;
-            nadv++;
-        }
-    }
-    /* NumPy's rule: adjacent indexed dims keep their place, separated
-     * ones go in front */
-    p->bpos = last - first + 1 == nadv ? first : 0;
-    p->bnd = bnd;
-    p->rnd = t->ndim - nadv + bnd;
-    if (p->rnd > DT_MAX_DIMS) {
-        return dt_fail(DT_ERR_INDEX, "index: the result would have %d "
-                       "dimensions, more than the %d supported", p->rnd,
-                       DT_MAX_DIMS);
-    }
-    int r = 0;
-    for (int d = 0; d < p->bpos; d++, r++) {
-        p->rshape[r] = t->shape[d];
-        p->tstrides[r] = t->strides[d];
-    }
-    for (int b = 0; b < bnd; b++, r++) {
-        p->rshape[r] = bshape[b];
-        p->tstrides[r] = 0;
-    }
-    for (int d = p->bpos; d < t->ndim; d++) {
-        if (!p->list[d]) {
-            p->rshape[r] = t->shape[d];
-            p->tstrides[r++] = t->strides[d];
-        }
-    }
-    return DT_OK;
-}
-
-typedef struct offset_ctx {
-    int64_t size, stride;
-    bool failed;
-    int64_t bad;
-} offset_ctx;
-
-static void
-offset_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
-{
-    offset_ctx *c = vctx;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t v = *(const int64_t *)(ptrs[1] + i * strides[1]);
-        int64_t w = v < 0 ? v + c->size : v;
-        if ((uint64_t)w >= (uint64_t)c->size) {
-            c->bad = c->failed ? c->bad : v;
-            c->failed = true;
-            continue;
-        }
-        *(int64_t *)(ptrs[0] + i * strides[0]) += w * c->stride;
-    }
-}
-
-/* Several index tensors: sum their element offsets into one (B) table. */
-static dt_status
-plan_offsets(index_plan *p, const dt_tensor *t, const int64_t *bshape)
-{
-    DT_TRY(dt_tensor_zeros(&p->index, bshape, p->bnd, DT_INT64,
-                           dt_tensor_device(t)));
-    p->map = (dt_index_map){-1, 1, false};
-    for (int d = 0; d < t->ndim; d++) {
-        dt_tensor *ix = NULL;
-        if (!p->list[d]) {
-            continue;
-        }
-        DT_TRY(dt_expand(&ix, p->list[d], bshape, p->bnd));
-        offset_ctx c = {t->shape[d], t->strides[d], false, 0};
-        dt_tensor *ops[2] = {p->index, ix};
-        dt_iter_run(ops, 2, offset_loop, &c);
-        dt_tensor_release(ix);
-        if (c.failed) {
-            return dt_fail(DT_ERR_INDEX, "index %" PRId64 " is out of "
-                           "bounds for dimension %d with size %" PRId64,
-                           c.bad, d, t->shape[d]);
-        }
-    }
-    return DT_OK;
-}
 
 static int64_t
 numel_of(const int64_t *shape, int ndim)
@@ -272,120 +22,214 @@ numel_of(const int64_t *shape, int ndim)
     return n;
 }
 
-/* p->index and p->map: a lone mask set them already; one index tensor is
- * read as it is (checked by the kernel); several are summed. */
-static dt_status
-plan_index(index_plan *p, const dt_tensor *t, const int64_t *bshape)
+/* ---------------------------------------------------------------------- */
+/* basic keys: ints, slices, None                                          */
+
+void
+dt_basic_key_init(dt_basic_key *key, int ndim)
 {
-    int lone = -1, nidx = 0;
-    for (int d = 0; d < t->ndim; d++) {
-        if (p->list[d]) {
-            /* PyTorch refuses a non-empty index into an empty dim even
-             * when the result is empty */
-            if (t->shape[d] == 0 && numel_of(bshape, p->bnd) > 0) {
-                return dt_fail(DT_ERR_INDEX, "index is out of bounds for "
-                               "dimension %d with size 0", d);
-            }
-            lone = d;
-            nidx++;
-        }
+    memset(key, 0, sizeof *key);
+    key->ndim = ndim;
+    for (int d = 0; d < ndim; d++) {
+        key->step[d] = 1;
     }
-    if (p->index) {
-        return DT_OK;
-    }
-    if (nidx == 1) {
-        dt_tensor_retain(p->list[lone]);
-        p->index = p->list[lone];
-        p->map = (dt_index_map){t->shape[lone], t->strides[lone], true};
-        return DT_OK;
-    }
-    if (numel_of(p->rshape, p->rnd) == 0) {
-        /* nothing is read, so PyTorch checks no bounds: offsets of 0 */
-        p->map = (dt_index_map){-1, 1, false};
-        return dt_tensor_zeros(&p->index, bshape, p->bnd, DT_INT64,
-                               dt_tensor_device(t));
-    }
-    return plan_offsets(p, t, bshape);
 }
 
-static dt_status
-plan_build(index_plan *p, const dt_tensor *t, dt_tensor *const *indices,
-           int n)
+dt_status
+dt_basic_key_view(dt_tensor **out, const dt_tensor *t,
+                  const dt_basic_key *key, const int64_t *shape, int ndim)
 {
-    int64_t bshape[DT_MAX_DIMS];
-    int bnd;
-    memset(p, 0, sizeof *p);
-    DT_TRY(plan_list(p, t, indices, n));
-    DT_TRY(plan_broadcast(p, t->ndim, bshape, &bnd));
-    DT_TRY(plan_layout(p, t, bshape, bnd));
-    return plan_index(p, t, bshape);
-}
-
-/* t restrided to R, and p->index expanded to R (both views). */
-static dt_status
-plan_views(dt_tensor **tv, dt_tensor **xv, const index_plan *p,
-           const dt_tensor *t)
-{
-    int64_t xstrides[DT_MAX_DIMS] = {0};
-    const dt_tensor *x = p->index;
-    for (int b = 0; b < p->bnd; b++) {
-        /* x has B's shape, or broadcasts to it from the right */
-        int j = b - (p->bnd - x->ndim);
-        xstrides[p->bpos + b] = j >= 0 && x->shape[j] != 1 ? x->strides[j]
-                                                            : 0;
-    }
-    DT_TRY(dt_view_as_strided(tv, t, p->rshape, p->tstrides, p->rnd,
-                              t->offset));
-    return dt_view_as_strided(xv, x, p->rshape, xstrides, p->rnd,
-                              x->offset);
-}
-
-static dt_status
-out_of_bounds(const index_plan *p, const dt_tensor *t, int64_t bad)
-{
+    int64_t strides[DT_MAX_DIMS], offset = t->offset;
     int d = 0;
-    while (d < t->ndim && !p->list[d]) {
-        d++;   /* only a lone index tensor is checked by the kernels */
+    DT_ASSERT(key->ndim == t->ndim);
+    for (int r = 0; r <= ndim; r++) {
+        /* an int drops its dim: it only moves the start */
+        while (d < key->ndim && key->step[d] == 0) {
+            offset += key->start[d] * t->strides[d];
+            d++;
+        }
+        if (r == ndim) {
+            break;
+        }
+        if (key->new_dims >> r & 1) {
+            strides[r] = 0;
+            continue;
+        }
+        DT_ASSERT(d < key->ndim);
+        offset += key->start[d] * t->strides[d];
+        strides[r] = key->step[d] * t->strides[d];
+        d++;
     }
-    return dt_fail(DT_ERR_INDEX, "index %" PRId64 " is out of bounds for "
-                   "dimension %d with size %" PRId64, bad, d, p->map.size);
+    DT_ASSERT(d == key->ndim);
+    return dt_view_as_strided(out, t, shape, strides, ndim, offset);
+}
+
+/* A node keeps a key in iargs[0..KEY_ARGS): starts, steps, new_dims,
+ * ndim. */
+#define KEY_ARGS (2 * DT_MAX_DIMS + 2)
+_Static_assert(KEY_ARGS + 2 <= DT_NODE_MAX_ARGS, "index_put_'s arguments");
+
+static void
+key_to_args(int64_t *args, const dt_basic_key *key)
+{
+    memcpy(args, key->start, sizeof key->start);
+    memcpy(args + DT_MAX_DIMS, key->step, sizeof key->step);
+    args[2 * DT_MAX_DIMS] = key->new_dims;
+    args[2 * DT_MAX_DIMS + 1] = key->ndim;
+}
+
+static void
+key_from_args(dt_basic_key *key, const int64_t *args)
+{
+    memcpy(key->start, args, sizeof key->start);
+    memcpy(key->step, args + DT_MAX_DIMS, sizeof key->step);
+    key->new_dims = (uint32_t)args[2 * DT_MAX_DIMS];
+    key->ndim = (int)args[2 * DT_MAX_DIMS + 1];
+}
+
+/* gi[0] = zeros like the input, with go[0] written through the key. */
+static dt_status
+dt_index_view_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    const dt_input_meta *im = &n->in_meta[0];
+    dt_basic_key key;
+    dt_tensor *z = NULL, *part = NULL;
+    key_from_args(&key, n->iargs);
+    DT_TRY(dt_tensor_zeros(&z, im->shape, im->ndim, go[0]->dtype,
+                           dt_tensor_device(go[0])));
+    dt_status s = dt_basic_key_view(&part, z, &key, go[0]->shape,
+                                    go[0]->ndim);
+    if (s == DT_OK) {
+        s = dt_copy_(part, go[0]);
+    }
+    dt_tensor_release(part);
+    if (s != DT_OK) {
+        dt_tensor_release(z);
+        return s;
+    }
+    gi[0] = z;
+    return DT_OK;
+}
+
+dt_status
+dt_index_view(dt_tensor **view, const dt_tensor *t, const dt_basic_key *key)
+{
+    dt_node *n = NULL;
+    if (!dt_autograd_needed1(t)) {
+        return DT_OK;
+    }
+    if (*view == t) {
+        /* t[:] or t[...]: a view of its own, as in PyTorch */
+        dt_tensor *alias = NULL;
+        DT_TRY(dt_detach(&alias, t));
+        dt_tensor_release(*view);
+        *view = alias;
+    }
+    dt_status s = dt_node_record_view(&n, "IndexViewBackward0",
+                                      dt_index_view_backward, t, *view);
+    if (s != DT_OK) {
+        dt_tensor_release(*view);
+        *view = NULL;
+        return s;
+    }
+    key_to_args(n->iargs, key);
+    n->num_iargs = KEY_ARGS;
+    return DT_OK;
 }
 
 /* ---------------------------------------------------------------------- */
-/* index, index_put_                                                       */
+/* index: t[indices]                                                       */
 
 dt_status
 dt_index_forward(dt_tensor **out, const dt_tensor *t,
                  dt_tensor *const *indices, int n)
 {
-    index_plan p;
+    dt_index_plan p;
     dt_tensor *tv = NULL, *xv = NULL;
     int64_t bad;
-    dt_status s = plan_build(&p, t, indices, n);
+    dt_status s = dt_index_plan_build(&p, t, indices, n);
     if (s == DT_OK) {
         s = dt_index_prepare_out(out, p.rshape, p.rnd, t->dtype,
                                  dt_tensor_device(t), "index");
     }
     if (s == DT_OK) {
-        s = plan_views(&tv, &xv, &p, t);
+        s = dt_index_plan_views(&tv, &xv, &p, t);
     }
     if (s == DT_OK && !dt_index_gather_(*out, tv, xv, p.map, &bad)) {
-        s = out_of_bounds(&p, t, bad);
+        s = dt_index_plan_oob(&p, t, bad);
     }
     if (s == DT_OK) {
         dt_tensor_bump_version(*out);
     }
     dt_tensor_release(tv);
     dt_tensor_release(xv);
-    plan_free(&p);
+    dt_index_plan_free(&p);
     return s;
 }
+
+/* gi[0] = zeros like the input, go[0] added at the indexed positions
+ * (duplicates accumulate): one pass of the accumulate kernel. */
+static dt_status
+dt_index_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    const dt_input_meta *im = &n->in_meta[0];
+    dt_tensor *idx[DT_MAX_DIMS], *z = NULL;
+    int nidx = (int)n->iargs[0];
+    for (int i = 0; i < nidx; i++) {
+        DT_TRY(dt_node_saved(&idx[i], n, i));
+    }
+    DT_TRY(dt_tensor_zeros(&z, im->shape, im->ndim, go[0]->dtype,
+                           dt_tensor_device(go[0])));
+    dt_status s = dt_index_put_forward(z, idx, nidx, go[0], true);
+    if (s != DT_OK) {
+        dt_tensor_release(z);
+        return s;
+    }
+    gi[0] = z;
+    return DT_OK;
+}
+
+/* Saves the index list (NULL entries too) of a node. */
+static dt_status
+save_indices(dt_node *n, dt_tensor *const *indices, int nidx)
+{
+    for (int i = 0; i < nidx; i++) {
+        DT_TRY(dt_node_save(n, indices[i]));
+    }
+    return DT_OK;
+}
+
+dt_status
+dt_index(dt_tensor **out, const dt_tensor *t, dt_tensor *const *indices,
+         int n)
+{
+    DT_TRY(dt_index_forward(out, t, indices, n));
+    if (!dt_autograd_needed1(t)) {
+        return DT_OK;
+    }
+    dt_node *node = NULL;
+    dt_status s = dt_node_record(&node, "IndexBackward0", dt_index_backward,
+                                 &t, 1, out, 1);
+    if (s == DT_OK) {
+        node->iargs[0] = n;
+        node->num_iargs = 1;
+        s = save_indices(node, indices, n);
+    }
+    if (s != DT_OK) {
+        dt_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* index_put_: t[indices] = values                                         */
 
 /* values without leading size-1 dims (PyTorch's slicePrefix1sSize), so
  * a (1, 1, 3) value fits a (3,) slot; unaliased from t; expanded to R */
 static dt_status
 put_values(dt_tensor **out, const dt_tensor *t, const dt_tensor *values,
-           const index_plan *p)
+           const dt_index_plan *p)
 {
     dt_tensor *v = NULL, *u = NULL;
     int k = 0;
@@ -430,11 +274,11 @@ dt_status
 dt_index_put_forward(dt_tensor *t, dt_tensor *const *indices, int n,
                      const dt_tensor *values, bool accumulate)
 {
-    index_plan p;
+    dt_index_plan p;
     dt_tensor *tv = NULL, *xv = NULL, *v = NULL;
     int64_t bad;
     DT_TRY(check_put_args(t, values));
-    dt_status s = plan_build(&p, t, indices, n);
+    dt_status s = dt_index_plan_build(&p, t, indices, n);
     if (s == DT_OK && p.index->storage == t->storage) {
         dt_tensor *ix = p.index;   /* an index that is a view of t */
         p.index = NULL;
@@ -447,10 +291,10 @@ dt_index_put_forward(dt_tensor *t, dt_tensor *const *indices, int n,
     /* check every index before the first write */
     if (s == DT_OK && numel_of(p.rshape, p.rnd) > 0 &&
         !dt_index_check(p.index, p.map, &bad)) {
-        s = out_of_bounds(&p, t, bad);
+        s = dt_index_plan_oob(&p, t, bad);
     }
     if (s == DT_OK) {
-        s = plan_views(&tv, &xv, &p, t);
+        s = dt_index_plan_views(&tv, &xv, &p, t);
     }
     if (s == DT_OK) {
         dt_index_scatter_(tv, v, xv, p.map, accumulate);
@@ -459,6 +303,181 @@ dt_index_put_forward(dt_tensor *t, dt_tensor *const *indices, int n,
     dt_tensor_release(v);
     dt_tensor_release(tv);
     dt_tensor_release(xv);
-    plan_free(&p);
+    dt_index_plan_free(&p);
     return s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* t[key] = values and index_put_: one node for both                       */
+
+/* slot[...] = values for a key without index tensors. */
+static dt_status
+assign_basic(dt_tensor *slot, const dt_tensor *values)
+{
+    dt_tensor *v = NULL, *u = NULL;
+    int lead = 0;
+    while (lead < values->ndim && values->shape[lead] == 1) {
+        lead++;   /* a (1, 1, 3) value fits a (3,) slot, as in PyTorch */
+    }
+    DT_TRY(dt_index_check_writable(slot, "__setitem__"));
+    DT_TRY(dt_view_as_strided(&v, values, values->shape + lead,
+                              values->strides + lead, values->ndim - lead,
+                              values->offset));
+    dt_status s = dt_index_unalias(&u, v, slot);
+    if (s == DT_OK) {
+        s = dt_copy_(slot, u);   /* casts on the fly */
+    }
+    dt_tensor_release(v);
+    dt_tensor_release(u);
+    return s;
+}
+
+/* The gradient of values: g (the slot's or the indexing result's shape)
+ * summed to values without its leading size-1 dims, then given them
+ * back (the engine only sums broadcast dims). */
+static dt_status
+values_grad(dt_tensor **out, const dt_tensor *g, const dt_input_meta *vm)
+{
+    dt_tensor *summed = NULL;
+    int lead = 0;
+    while (lead < vm->ndim && vm->shape[lead] == 1) {
+        lead++;
+    }
+    DT_TRY(dt_sum_to_shape(&summed, g, vm->shape + lead, vm->ndim - lead));
+    dt_status s = dt_reshape(out, summed, vm->shape, vm->ndim);
+    dt_tensor_release(summed);
+    return s;
+}
+
+/* gi[1] = go[0] read at the written positions. */
+static dt_status
+put_grad_values(dt_tensor **gi1, const dt_tensor *slot, dt_tensor **idx,
+                int nidx, const dt_input_meta *vm)
+{
+    dt_tensor *g = NULL;
+    DT_TRY(nidx ? dt_index_forward(&g, slot, idx, nidx)
+                : dt_clone(&g, slot));
+    dt_status s = values_grad(gi1, g, vm);
+    dt_tensor_release(g);
+    return s;
+}
+
+/* gi[0] = go[0] with the written positions zeroed. */
+static dt_status
+put_grad_self(dt_tensor **gi0, const dt_tensor *go, const dt_basic_key *key,
+              const dt_input_meta *sm, dt_tensor **idx, int nidx)
+{
+    dt_tensor *c = NULL, *slot = NULL, *zero = NULL;
+    DT_TRY(dt_clone(&c, go));
+    dt_status s = dt_basic_key_view(&slot, c, key, sm->shape, sm->ndim);
+    if (s == DT_OK && nidx) {
+        s = dt_tensor_scalar(&zero, 0.0, go->dtype);
+        s = s == DT_OK ? dt_index_put_forward(slot, idx, nidx, zero, false)
+                       : s;
+    } else if (s == DT_OK) {
+        s = dt_fill_(slot, 0.0);
+    }
+    dt_tensor_release(slot);
+    dt_tensor_release(zero);
+    if (s != DT_OK) {
+        dt_tensor_release(c);
+        return s;
+    }
+    *gi0 = c;
+    return DT_OK;
+}
+
+/* Inputs: t, values, and the slot (no edge: only its shape is read).
+ * iargs: the key, then the number of indices and accumulate. */
+static dt_status
+dt_index_put_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    dt_basic_key key;
+    dt_tensor *idx[DT_MAX_DIMS], *slot = NULL;
+    int nidx = (int)n->iargs[KEY_ARGS];
+    bool accumulate = n->iargs[KEY_ARGS + 1];
+    const dt_input_meta *sm = &n->in_meta[2];
+    key_from_args(&key, n->iargs);
+    for (int i = 0; i < nidx; i++) {
+        DT_TRY(dt_node_saved(&idx[i], n, i));
+    }
+    if (dt_node_needs_grad(n, 1)) {
+        DT_TRY(dt_basic_key_view(&slot, go[0], &key, sm->shape, sm->ndim));
+        dt_status s = put_grad_values(&gi[1], slot, idx, nidx,
+                                      &n->in_meta[1]);
+        dt_tensor_release(slot);
+        DT_TRY(s);
+    }
+    if (!dt_node_needs_grad(n, 0)) {
+        return DT_OK;
+    }
+    if (accumulate) {
+        dt_tensor_retain(go[0]);
+        gi[0] = go[0];
+        return DT_OK;
+    }
+    return put_grad_self(&gi[0], go[0], &key, sm, idx, nidx);
+}
+
+/* Records the in-place write of values into t through key and indices. */
+static dt_status
+record_put(dt_tensor *t, const dt_basic_key *key, const dt_tensor *slot,
+           dt_tensor *const *indices, int nidx, const dt_tensor *values,
+           bool accumulate)
+{
+    dt_tensor *shape_of = NULL;
+    dt_node *n = NULL;
+    DT_TRY(dt_detach(&shape_of, slot));   /* no history: no edge */
+    const dt_tensor *in[3] = {t, values, shape_of};
+    dt_status s = dt_node_record(&n, nidx ? "IndexPutBackward0"
+                                          : "CopySlices",
+                                 dt_index_put_backward, in, 3, &t, 1);
+    dt_tensor_release(shape_of);
+    DT_TRY(s);
+    key_to_args(n->iargs, key);
+    n->iargs[KEY_ARGS] = nidx;
+    n->iargs[KEY_ARGS + 1] = accumulate;
+    n->num_iargs = KEY_ARGS + 2;
+    return save_indices(n, indices, nidx);
+}
+
+dt_status
+dt_index_assign(dt_tensor *t, const dt_basic_key *key, dt_tensor *slot,
+                dt_tensor *const *indices, int n, const dt_tensor *values)
+{
+    /* an integer t carries no gradient, whatever is written into it */
+    bool record = dt_autograd_needed2(t, values) &&
+                  dt_dtype_is_floating(t->dtype);
+    dt_tensor *cast = NULL;
+    if (record) {
+        DT_TRY(dt_autograd_check_inplace(t, "__setitem__"));
+    }
+    if (!n) {
+        DT_TRY(assign_basic(slot, values));
+    } else {
+        DT_TRY(dt_to_dtype(&cast, values, t->dtype));
+        dt_status s = dt_index_put_forward(slot, indices, n, cast, false);
+        dt_tensor_release(cast);
+        DT_TRY(s);
+    }
+    return record ? record_put(t, key, slot, indices, n, values, false)
+                  : DT_OK;
+}
+
+dt_status
+dt_index_put_(dt_tensor *t, dt_tensor *const *indices, int n,
+              const dt_tensor *values, bool accumulate)
+{
+    bool record = dt_autograd_needed2(t, values) &&
+                  dt_dtype_is_floating(t->dtype);
+    dt_basic_key key;
+    if (record) {
+        DT_TRY(dt_autograd_check_inplace(t, "index_put_"));
+    }
+    DT_TRY(dt_index_put_forward(t, indices, n, values, accumulate));
+    if (!record) {
+        return DT_OK;
+    }
+    dt_basic_key_init(&key, t->ndim);
+    return record_put(t, &key, t, indices, n, values, accumulate);
 }

@@ -1,9 +1,9 @@
-/* join.c: cat and stack (copies into slices of one output), and split,
- * chunk and unbind (views of the input along one dim). */
+/* join.c: cat and stack (copies into slices of one output) and their
+ * gradients (slices of the output's gradient). */
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 
+#include "../autograd/autograd.h"
 #include "../dt_impl.h"
 #include "index.h"
 
@@ -151,6 +151,79 @@ dt_cat_forward(dt_tensor **out, dt_tensor *const *ts, int n, int64_t dim)
     return DT_OK;
 }
 
+/* Each input's gradient is its slice of go[0] (the engine casts it to
+ * the input's dtype); a skipped (0,) input gets an empty one. */
+static dt_status
+dt_cat_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    int64_t dim = n->iargs[0], at = 0, zero = 0;
+    for (int i = 0; i < n->num_inputs; i++) {
+        const dt_input_meta *im = &n->in_meta[i];
+        if (im->ndim == 1 && im->shape[0] == 0) {
+            if (dt_node_needs_grad(n, i)) {
+                DT_TRY(dt_tensor_empty(&gi[i], &zero, 1, go[0]->dtype,
+                                       dt_tensor_device(go[0])));
+            }
+            continue;
+        }
+        int64_t len = im->shape[dim];
+        if (dt_node_needs_grad(n, i)) {
+            DT_TRY(dt_slice(&gi[i], go[0], dim, at, at + len, 1));
+        }
+        at += len;
+    }
+    return DT_OK;
+}
+
+/* Records node `name` over every input for *out (iargs[0] = dim);
+ * releases *out on failure. */
+static dt_status
+record_join(dt_tensor **out, const char *name, dt_backward_fn fn,
+            dt_tensor *const *ts, int n, int64_t dim)
+{
+    dt_node *node = NULL;
+    dt_status s = dt_node_record(&node, name, fn,
+                                 (const dt_tensor *const *)ts, n, out, 1);
+    if (s != DT_OK) {
+        dt_tensor_release(*out);
+        *out = NULL;
+        return s;
+    }
+    node->iargs[0] = dim;
+    node->num_iargs = 1;
+    return DT_OK;
+}
+
+static dt_status
+refuse_out(const char *op)
+{
+    return dt_fail(DT_ERR_RUNTIME, "%s(): functions with out=... arguments "
+                   "don't support automatic differentiation, but one of "
+                   "the arguments requires grad.", op);
+}
+
+dt_status
+dt_cat(dt_tensor **out, dt_tensor *const *ts, int n, int64_t dim)
+{
+    bool record = dt_autograd_needed((const dt_tensor *const *)ts, n);
+    if (record && *out) {
+        return refuse_out("cat");
+    }
+    DT_TRY(dt_cat_forward(out, ts, n, dim));
+    if (!record) {
+        return DT_OK;
+    }
+    int ref = 0;
+    while (ref < n - 1 && is_legacy_empty(ts[ref])) {
+        ref++;
+    }
+    /* the forward checked dim against the first input it did not skip */
+    if (!is_legacy_empty(ts[ref])) {
+        dt_wrap_dim(&dim, ts[ref]->ndim, "cat");
+    }
+    return record_join(out, "CatBackward0", dt_cat_backward, ts, n, dim);
+}
+
 static dt_status
 check_stack_shapes(dt_tensor *const *ts, int n)
 {
@@ -198,146 +271,29 @@ dt_stack_forward(dt_tensor **out, dt_tensor *const *ts, int n, int64_t dim)
     return s;
 }
 
-/* ---------------------------------------------------------------------- */
-/* split, chunk, unbind                                                    */
-
+/* Each input's gradient is go[0] at its index along the new dim. */
 static dt_status
-check_splittable(const dt_tensor *t, int64_t *dim, const char *op)
+dt_stack_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
 {
-    if (t->ndim == 0) {
-        return dt_fail(DT_ERR_RUNTIME, "%s expects at least a 1-dimensional "
-                       "tensor", op);
-    }
-    return dt_wrap_dim(dim, t->ndim, op);
-}
-
-dt_status
-dt_split_count(int64_t *n, const dt_tensor *t, int64_t split_size,
-               int64_t *dim)
-{
-    DT_TRY(check_splittable(t, dim, "split"));
-    int64_t size = t->shape[*dim];
-    if (split_size < 0) {
-        return dt_fail(DT_ERR_RUNTIME, "split expects split_size be "
-                       "non-negative, but got split_size=%" PRId64,
-                       split_size);
-    }
-    if (split_size == 0 && size != 0) {
-        return dt_fail(DT_ERR_RUNTIME, "split_size can only be 0 if "
-                       "dimension size is 0, but got dimension size of %"
-                       PRId64, size);
-    }
-    *n = split_size ? (size + split_size - 1) / split_size : 1;
-    *n = *n ? *n : 1;   /* an empty dim still gives one (empty) piece */
-    return DT_OK;
-}
-
-dt_status
-dt_chunk_count(int64_t *n, int64_t *split_size, const dt_tensor *t,
-               int64_t chunks, int64_t *dim)
-{
-    DT_TRY(check_splittable(t, dim, "chunk"));
-    if (chunks <= 0) {
-        return dt_fail(DT_ERR_RUNTIME, "chunk expects `chunks` to be greater "
-                       "than 0, got: %" PRId64, chunks);
-    }
-    int64_t size = t->shape[*dim];
-    *split_size = (size + chunks - 1) / chunks;
-    if (*split_size == 0 && size == 0) {
-        *n = chunks;   /* PyTorch gives `chunks` empty pieces */
-        return DT_OK;
-    }
-    return dt_split_count(n, t, *split_size, dim);
-}
-
-void
-dt_split_even_sizes(int64_t *sizes, int64_t n, int64_t dim_size,
-                    int64_t split_size)
-{
-    for (int64_t i = 0; i < n; i++) {
-        int64_t left = dim_size - i * split_size;
-        sizes[i] = left < split_size ? (left > 0 ? left : 0) : split_size;
-    }
-}
-
-/* "[1, 2, 3]" (cut short with "..." past the buffer) */
-static void
-format_sizes(char *buf, size_t cap, const int64_t *sizes, int64_t n)
-{
-    size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int64_t i = 0; i < n && used + 24 < cap; i++) {
-        used += (size_t)snprintf(buf + used, cap - used, "%s%" PRId64,
-                                 i ? ", " : "", sizes[i]);
-    }
-    snprintf(buf + used, cap - used, "%s", used + 24 < cap ? "]" : "...]");
-}
-
-static dt_status
-check_split_sizes(const int64_t *sizes, int64_t n, int64_t size, int64_t dim)
-{
-    int64_t sum = 0;
-    bool negative = false;
-    for (int64_t i = 0; i < n; i++) {
-        negative |= sizes[i] < 0;
-        sum += sizes[i];
-    }
-    if (!negative && sum == size) {
-        return DT_OK;
-    }
-    char buf[256];
-    format_sizes(buf, sizeof buf, sizes, n);
-    if (negative) {
-        return dt_fail(DT_ERR_RUNTIME, "split_with_sizes expects split_sizes "
-                       "have only non-negative entries, but got "
-                       "split_sizes=%s", buf);
-    }
-    return dt_fail(DT_ERR_RUNTIME, "split_with_sizes expects split_sizes to "
-                   "sum exactly to %" PRId64 " (input tensor's size at "
-                   "dimension %" PRId64 "), but got split_sizes=%s", size,
-                   dim, buf);
-}
-
-dt_status
-dt_split_forward(dt_tensor **outs, const dt_tensor *t, const int64_t *sizes,
-                 int64_t n, int64_t dim)
-{
-    DT_TRY(check_splittable(t, &dim, "split"));
-    DT_TRY(check_split_sizes(sizes, n, t->shape[dim], dim));
-    int64_t at = 0;
-    for (int64_t i = 0; i < n; i++) {
-        outs[i] = NULL;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        dt_status s = dt_slice(&outs[i], t, dim, at, at + sizes[i], 1);
-        if (s != DT_OK) {
-            for (int64_t j = 0; j < i; j++) {
-                dt_tensor_release(outs[j]);
-                outs[j] = NULL;
-            }
-            return s;
-        }
-        at += sizes[i];
-    }
-    return DT_OK;
-}
-
-dt_status
-dt_unbind_forward(dt_tensor **outs, const dt_tensor *t, int64_t dim)
-{
-    if (t->ndim == 0) {
-        return dt_fail(DT_ERR_INDEX, "unbind: Dimension specified as %"
-                       PRId64 " but tensor has no dimensions", dim);
-    }
-    DT_TRY(dt_wrap_dim(&dim, t->ndim, "unbind"));
-    for (int64_t i = 0; i < t->shape[dim]; i++) {
-        dt_status s = dt_select(&outs[i], t, dim, i);
-        if (s != DT_OK) {
-            for (int64_t j = 0; j < i; j++) {
-                dt_tensor_release(outs[j]);
-                outs[j] = NULL;
-            }
-            return s;
+    for (int i = 0; i < n->num_inputs; i++) {
+        if (dt_node_needs_grad(n, i)) {
+            DT_TRY(dt_select(&gi[i], go[0], n->iargs[0], i));
         }
     }
     return DT_OK;
+}
+
+dt_status
+dt_stack(dt_tensor **out, dt_tensor *const *ts, int n, int64_t dim)
+{
+    bool record = dt_autograd_needed((const dt_tensor *const *)ts, n);
+    if (record && *out) {
+        return refuse_out("stack");
+    }
+    DT_TRY(dt_stack_forward(out, ts, n, dim));
+    if (!record) {
+        return DT_OK;
+    }
+    dt_wrap_dim(&dim, ts[0]->ndim + 1, "stack");   /* checked already */
+    return record_join(out, "StackBackward0", dt_stack_backward, ts, n, dim);
 }

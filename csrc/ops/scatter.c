@@ -1,15 +1,27 @@
-/* scatter.c: gather, scatter_add_ and index_select along one dim,
- * masked_fill, one_hot.
+/* scatter.c: gather, scatter_add_, index_select and index_add_ along
+ * one dim, with their gradients: each one's backward is its twin (gather
+ * <-> scatter_add, index_select <-> index_add) into zeros.
  *
- * All three run the kernels of index_kernel.c on the index as it is
- * (value * stride of `dim`, bounds-checked) over a restrided t: t viewed
- * at the index's shape with stride 0 on `dim`, so that
+ * All run the kernels of index_kernel.c on the index as it is (value *
+ * stride of `dim`, bounds-checked) over a restrided t: t viewed at the
+ * index's shape with stride 0 on `dim`, so that
  * t[.., index[..], ..] = view[.. + index[..] * stride].
  */
 #include <inttypes.h>
 
+#include "../autograd/autograd.h"
 #include "../dt_impl.h"
 #include "index.h"
+
+/* Zeros shaped like input i of n, in the gradient's dtype. */
+static dt_status
+zeros_like_input(dt_tensor **out, const dt_node *n, int i,
+                 const dt_tensor *grad)
+{
+    const dt_input_meta *im = &n->in_meta[i];
+    return dt_tensor_zeros(out, im->shape, im->ndim, grad->dtype,
+                           dt_tensor_device(grad));
+}
 
 /* ---------------------------------------------------------------------- */
 /* gather, scatter_add_                                                    */
@@ -138,6 +150,57 @@ dt_gather_forward(dt_tensor **out, const dt_tensor *t, int64_t dim,
     return s;
 }
 
+/* gi[0] = zeros like t, go[0] added at the gathered positions. */
+static dt_status
+dt_gather_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    dt_tensor *index = NULL, *z = NULL;
+    DT_TRY(dt_node_saved(&index, n, 0));
+    DT_TRY(zeros_like_input(&z, n, 0, go[0]));
+    dt_status s = dt_scatter_add_forward(z, n->iargs[0], index, go[0]);
+    if (s != DT_OK) {
+        dt_tensor_release(z);
+        return s;
+    }
+    gi[0] = z;
+    return DT_OK;
+}
+
+/* Records node `name` (input t, saving index, iargs[0] = dim) for *out;
+ * releases *out on failure. */
+static dt_status
+record_indexed(dt_tensor **out, const char *name, dt_backward_fn fn,
+               const dt_tensor *t, int64_t dim, const dt_tensor *index)
+{
+    dt_node *n = NULL;
+    dt_status s = dt_wrap_dim(&dim, t->ndim ? t->ndim : 1, name);
+    if (s == DT_OK) {
+        s = dt_node_record(&n, name, fn, &t, 1, out, 1);
+    }
+    if (s == DT_OK) {
+        n->iargs[0] = dim;
+        n->num_iargs = 1;
+        s = dt_node_save(n, index);
+    }
+    if (s != DT_OK) {
+        dt_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+dt_status
+dt_gather(dt_tensor **out, const dt_tensor *t, int64_t dim,
+          const dt_tensor *index)
+{
+    DT_TRY(dt_gather_forward(out, t, dim, index));
+    if (!dt_autograd_needed1(t)) {
+        return DT_OK;
+    }
+    return record_indexed(out, "GatherBackward0", dt_gather_backward, t, dim,
+                          index);
+}
+
 /* src narrowed to index's shape (same strides, smaller sizes), read from
  * a copy if it shares memory with t */
 static dt_status
@@ -200,30 +263,104 @@ dt_scatter_add_forward(dt_tensor *t, int64_t dim, const dt_tensor *index,
     return s;
 }
 
+/* g (index's shape) placed at the front of zeros of src's shape: a src
+ * larger than the index has its other elements unused. */
+static dt_status
+fit_src_grad(dt_tensor **out, dt_tensor *g, const dt_input_meta *sm)
+{
+    bool same = g->ndim == sm->ndim;
+    for (int d = 0; same && d < sm->ndim; d++) {
+        same = g->shape[d] == sm->shape[d];
+    }
+    if (same) {
+        *out = g;
+        return DT_OK;
+    }
+    if (g->ndim != sm->ndim) {   /* a 0-dim src, a one-element index */
+        dt_status s = dt_reshape(out, g, sm->shape, sm->ndim);
+        dt_tensor_release(g);
+        return s;
+    }
+    dt_tensor *z = NULL, *part = NULL;
+    dt_status s = dt_tensor_zeros(&z, sm->shape, sm->ndim, g->dtype,
+                                  dt_tensor_device(g));
+    if (s == DT_OK) {
+        s = dt_view_as_strided(&part, z, g->shape, z->strides, z->ndim, 0);
+    }
+    s = s == DT_OK ? dt_copy_(part, g) : s;
+    dt_tensor_release(part);
+    dt_tensor_release(g);
+    if (s != DT_OK) {
+        dt_tensor_release(z);
+        return s;
+    }
+    *out = z;
+    return DT_OK;
+}
+
+/* t's gradient passes through; src's is gathered from it. */
+static dt_status
+dt_scatter_add_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    dt_tensor *index = NULL, *g = NULL;
+    if (dt_node_needs_grad(n, 0)) {
+        dt_tensor_retain(go[0]);
+        gi[0] = go[0];
+    }
+    if (!dt_node_needs_grad(n, 1)) {
+        return DT_OK;
+    }
+    DT_TRY(dt_node_saved(&index, n, 0));
+    DT_TRY(dt_gather_forward(&g, go[0], n->iargs[0], index));
+    return fit_src_grad(&gi[1], g, &n->in_meta[1]);
+}
+
+dt_status
+dt_scatter_add_(dt_tensor *t, int64_t dim, const dt_tensor *index,
+                const dt_tensor *src)
+{
+    bool record = dt_autograd_needed2(t, src);
+    dt_node *n = NULL;
+    if (record) {
+        DT_TRY(dt_autograd_check_inplace(t, "scatter_add_"));
+    }
+    DT_TRY(dt_scatter_add_forward(t, dim, index, src));
+    if (!record) {
+        return DT_OK;
+    }
+    const dt_tensor *in[2] = {t, src};
+    DT_TRY(dt_wrap_dim(&dim, t->ndim ? t->ndim : 1, "scatter_add"));
+    DT_TRY(dt_node_record(&n, "ScatterAddBackward0", dt_scatter_add_backward,
+                          in, 2, &t, 1));
+    n->iargs[0] = dim;
+    n->num_iargs = 1;
+    return dt_node_save(n, index);
+}
+
 /* ---------------------------------------------------------------------- */
-/* index_select                                                            */
+/* index_select, index_add_                                                */
 
 static dt_status
-check_select_args(const dt_tensor *t, int64_t *dim, const dt_tensor *index)
+check_select_args(const dt_tensor *t, int64_t *dim, const dt_tensor *index,
+                  const char *op)
 {
     if (index->ndim > 1) {
-        return dt_fail(DT_ERR_INDEX, "index_select(): Index is supposed to "
-                       "be a vector");
+        return dt_fail(DT_ERR_INDEX, "%s(): Index is supposed to be a "
+                       "vector", op);
     }
     if (index->dtype != DT_INT64 && index->dtype != DT_INT32) {
-        return dt_fail(DT_ERR_RUNTIME, "index_select(): Expected dtype int32 "
-                       "or int64 for index (got %s)",
-                       dt_dtype_name(index->dtype));
+        return dt_fail(DT_ERR_RUNTIME, "%s(): Expected dtype int32 or int64 "
+                       "for index (got %s)", op, dt_dtype_name(index->dtype));
     }
-    DT_TRY(dt_wrap_dim(dim, t->ndim, "index_select"));
-    return dt_check_same_device(t, index, "index_select");
+    DT_TRY(dt_wrap_dim(dim, t->ndim, op));
+    return dt_check_same_device(t, index, op);
 }
 
 dt_status
 dt_index_select_forward(dt_tensor **out, const dt_tensor *t, int64_t dim,
                         const dt_tensor *index)
 {
-    DT_TRY(check_select_args(t, &dim, index));
+    DT_TRY(check_select_args(t, &dim, index, "index_select"));
     int64_t m = dt_tensor_numel(index), one = 1, zero = 0, bad;
     /* a 0-dim t acts as a vector of one element */
     int nd = t->ndim ? t->ndim : 1;
@@ -268,208 +405,109 @@ dt_index_select_forward(dt_tensor **out, const dt_tensor *t, int64_t dim,
     return s;
 }
 
-/* ---------------------------------------------------------------------- */
-/* masked_fill                                                             */
-
-typedef struct fill_ctx {
-    const char *value;   /* one element of the output's dtype */
-    size_t isz;
-} fill_ctx;
-
-/* Contiguous rows use a branch-free bit select, which vectorises (random
- * masks defeat branch prediction); a mask broadcast along the row (stride
- * 0) fills it whole or not at all. */
-#define MASKED_FILL_LOOP(T)                                                  \
-    {                                                                        \
-        T v;                                                                 \
-        memcpy(&v, c->value, sizeof v);                                      \
-        if (ms == 0) {                                                       \
-            for (int64_t i = 0; i < n && *(const bool *)mask; i++) {         \
-                *(T *)(dst + i * ds) = v;                                    \
-            }                                                                \
-        } else if (ds == (int64_t)sizeof(T) && ms == 1) {                    \
-            T *__restrict d = (T *)dst;                                      \
-            const uint8_t *__restrict m = (const uint8_t *)mask;             \
-            for (int64_t i = 0; i < n; i++) {                                \
-                T keep = (T)m[i] - 1;   /* all ones where m is false */      \
-                d[i] = (d[i] & keep) | (v & (T)~keep);                       \
-            }                                                                \
-        } else {                                                             \
-            for (int64_t i = 0; i < n; i++) {                                \
-                if (*(const bool *)(mask + i * ms)) {                        \
-                    *(T *)(dst + i * ds) = v;                                \
-                }                                                            \
-            }                                                                \
-        }                                                                    \
-    }                                                                        \
-    break
-
-static void
-masked_fill_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
+/* src must be t's shape with the index's length on dim (0-dim t and src
+ * act as vectors of one element). */
+static dt_status
+check_add_src(const dt_tensor *t, int64_t dim, int64_t m,
+              const dt_tensor *src)
 {
-    const fill_ctx *c = vctx;
-    char *dst = ptrs[0];
-    const char *mask = ptrs[1];
-    int64_t ds = strides[0], ms = strides[1];
-    switch (c->isz) {
-    case 1: MASKED_FILL_LOOP(uint8_t);
-    case 2: MASKED_FILL_LOOP(uint16_t);
-    case 4: MASKED_FILL_LOOP(uint32_t);
-    default: MASKED_FILL_LOOP(uint64_t);
+    bool ok = src->dtype == t->dtype &&
+              (src->ndim ? src->ndim : 1) == (t->ndim ? t->ndim : 1);
+    for (int d = 0; ok && d < (t->ndim ? t->ndim : 1); d++) {
+        int64_t want = d == dim ? m : (t->ndim ? t->shape[d] : 1);
+        ok = (src->ndim ? src->shape[d] : 1) == want;
     }
+    if (ok) {
+        return dt_check_same_device(t, src, "index_add_");
+    }
+    char ts[160], ss[160];
+    dt_shape_format(ts, sizeof ts, t->shape, t->ndim);
+    dt_shape_format(ss, sizeof ss, src->shape, src->ndim);
+    return dt_fail(DT_ERR_RUNTIME, "index_add_(): source %s %s does not "
+                   "match self %s %s with %" PRId64 " indices on dimension %"
+                   PRId64, dt_dtype_name(src->dtype), ss,
+                   dt_dtype_name(t->dtype), ts, m, dim);
 }
 
+/* The three views index_add_ runs on: t restrided to src's shape (stride
+ * 0 on dim), the int64 index spread along dim, src. */
 static dt_status
-check_masked_fill_args(const dt_tensor *t, const dt_tensor *mask,
-                       const dt_tensor *value)
+index_add_views(dt_tensor **v, const dt_tensor *t, int64_t dim,
+                const dt_tensor *ix, const dt_tensor *src)
 {
-    if (mask->dtype != DT_BOOL) {
-        return dt_fail(DT_ERR_RUNTIME, "masked_fill_ only supports boolean "
-                       "masks, but got mask with dtype %s",
-                       dt_dtype_name(mask->dtype));
+    int64_t one = 1, zero = 0;
+    int nd = t->ndim ? t->ndim : 1;
+    const int64_t *shape = src->ndim ? src->shape : &one;
+    int64_t tst[DT_MAX_DIMS], xst[DT_MAX_DIMS];
+    for (int d = 0; d < nd; d++) {
+        tst[d] = d == dim || !t->ndim ? 0 : t->strides[d];
+        xst[d] = d == dim && ix->ndim ? ix->strides[0] : 0;
     }
-    if (value->ndim != 0) {
-        return dt_fail(DT_ERR_RUNTIME, "masked_fill_ only supports a "
-                       "0-dimensional value tensor, but got tensor with %d "
-                       "dimension(s).", value->ndim);
-    }
-    DT_TRY(dt_check_same_device(t, mask, "masked_fill"));
-    return DT_OK;
-}
-
-/* out = t (broadcast), unless filling t in place. */
-static dt_status
-masked_fill_prepare(dt_tensor **out, const dt_tensor *t,
-                    const dt_tensor *mask)
-{
-    int64_t shape[DT_MAX_DIMS];
-    int nd;
-    if (*out == t) {
-        DT_TRY(dt_index_check_writable(t, "masked_fill_"));
-        return DT_OK;
-    }
-    DT_TRY(dt_broadcast_shapes(shape, &nd, t->shape, t->ndim, mask->shape,
-                               mask->ndim, "masked_fill"));
-    DT_TRY(dt_index_prepare_out(out, shape, nd, t->dtype,
-                                dt_tensor_device(t), "masked_fill"));
-    return dt_copy_(*out, t);
+    DT_TRY(dt_view_as_strided(&v[0], t, shape, tst, nd, t->offset));
+    DT_TRY(dt_view_as_strided(&v[1], ix, shape, xst, nd, ix->offset));
+    return dt_view_as_strided(&v[2], src, shape,
+                              src->ndim ? src->strides : &zero, nd,
+                              src->offset);
 }
 
 dt_status
-dt_masked_fill_forward(dt_tensor **out, const dt_tensor *t,
-                       const dt_tensor *mask, const dt_tensor *value)
+dt_index_add_forward(dt_tensor *t, int64_t dim, const dt_tensor *index,
+                     const dt_tensor *src)
 {
-    dt_tensor *v = NULL, *u = NULL, *m = NULL;
-    DT_TRY(check_masked_fill_args(t, mask, value));
-    /* unalias before writing: the mask may be a view of the output */
-    DT_TRY(dt_index_unalias(&u, mask, t));
-    dt_status s = masked_fill_prepare(out, t, u);
-    if (s == DT_OK) {
-        s = dt_to_dtype(&v, value, (*out)->dtype);
+    DT_TRY(check_select_args(t, &dim, index, "index_add_"));
+    int64_t m = dt_tensor_numel(index), bad;
+    DT_TRY(check_add_src(t, dim, m, src));
+    DT_TRY(dt_index_check_writable(t, "index_add_"));
+    dt_tensor *ix = NULL, *u = NULL, *v[3] = {NULL, NULL, NULL};
+    dt_index_map map = {t->ndim ? t->shape[dim] : 1,
+                        t->ndim ? t->strides[dim] : 0, false};
+    dt_status s = dt_to_dtype(&ix, index, DT_INT64);
+    if (s == DT_OK && !dt_index_check(ix, map, &bad)) {
+        s = dt_fail(DT_ERR_INDEX, "index_add_(): index %" PRId64 " is out "
+                    "of bounds for dimension %" PRId64 " with size %" PRId64,
+                    bad, dim, map.size);
     }
     if (s == DT_OK) {
-        s = dt_expand_to(&m, u, (*out)->shape, (*out)->ndim, "masked_fill");
+        s = dt_index_unalias(&u, src, t);
     }
     if (s == DT_OK) {
-        fill_ctx c = {dt_tensor_data(v), dt_dtype_size(v->dtype)};
-        dt_tensor *ops[2] = {*out, m};
-        dt_iter_run(ops, 2, masked_fill_loop, &c);
-        dt_tensor_bump_version(*out);
+        s = index_add_views(v, t, dim, ix, u);
     }
-    dt_tensor_release(v);
-    dt_tensor_release(u);
-    dt_tensor_release(m);
+    if (s == DT_OK) {
+        dt_index_scatter_(v[0], v[2], v[1], map, true);
+        dt_tensor_bump_version(t);
+    }
+    dt_tensor *owned[] = {ix, u, v[0], v[1], v[2]};
+    for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++) {
+        dt_tensor_release(owned[k]);
+    }
     return s;
 }
 
-/* ---------------------------------------------------------------------- */
-/* one_hot                                                                 */
-
-/* Range of a contiguous int64 tensor with n > 0 elements. */
-static void
-min_max(int64_t *lo, int64_t *hi, const int64_t *p, int64_t n)
-{
-    *lo = *hi = p[0];
-    for (int64_t i = 1; i < n; i++) {
-        *lo = p[i] < *lo ? p[i] : *lo;
-        *hi = p[i] > *hi ? p[i] : *hi;
-    }
-}
-
+/* gi[0] = zeros like t, go[0] added at the selected positions. */
 static dt_status
-one_hot_classes(int64_t *classes, const int64_t *p, int64_t n)
+dt_index_select_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
 {
-    int64_t lo, hi;
-    if (n == 0) {
-        if (*classes == -1) {
-            return dt_fail(DT_ERR_RUNTIME, "one_hot: Can not infer total "
-                           "number of classes from empty tensor.");
-        }
-        return DT_OK;
+    dt_tensor *index = NULL, *z = NULL;
+    DT_TRY(dt_node_saved(&index, n, 0));
+    DT_TRY(zeros_like_input(&z, n, 0, go[0]));
+    dt_status s = dt_index_add_forward(z, n->iargs[0], index, go[0]);
+    if (s != DT_OK) {
+        dt_tensor_release(z);
+        return s;
     }
-    min_max(&lo, &hi, p, n);
-    if (lo < 0) {
-        return dt_fail(DT_ERR_RUNTIME, "one_hot: Class values must be "
-                       "non-negative (got %" PRId64 ").", lo);
-    }
-    if (*classes == -1) {
-        *classes = hi + 1;
-    } else if (hi >= *classes) {
-        return dt_fail(DT_ERR_RUNTIME, "one_hot: Class values must be "
-                       "smaller than num_classes (got %" PRId64 " with "
-                       "num_classes=%" PRId64 ").", hi, *classes);
-    }
+    gi[0] = z;
     return DT_OK;
 }
 
 dt_status
-dt_one_hot_forward(dt_tensor **out, const dt_tensor *t, int64_t num_classes)
+dt_index_select(dt_tensor **out, const dt_tensor *t, int64_t dim,
+                const dt_tensor *index)
 {
-    int64_t shape[DT_MAX_DIMS];
-    dt_tensor *c = NULL;
-    if (t->dtype != DT_INT64) {
-        return dt_fail(DT_ERR_RUNTIME, "one_hot is only applicable to index "
-                       "tensor of type LongTensor (got %s).",
-                       dt_dtype_name(t->dtype));
+    DT_TRY(dt_index_select_forward(out, t, dim, index));
+    if (!dt_autograd_needed1(t)) {
+        return DT_OK;
     }
-    if (num_classes < -1) {
-        return dt_fail(DT_ERR_RUNTIME, "one_hot: num_classes should be -1 or "
-                       "non-negative, got %" PRId64, num_classes);
-    }
-    if (t->ndim >= DT_MAX_DIMS) {
-        return dt_fail(DT_ERR_VALUE, "one_hot: the result would have more "
-                       "than %d dimensions", DT_MAX_DIMS);
-    }
-    DT_TRY(dt_contiguous(&c, t));
-    const int64_t *p = dt_tensor_data(c);
-    int64_t n = dt_tensor_numel(c);
-    dt_status s = one_hot_classes(&num_classes, p, n);
-    memcpy(shape, t->shape, (size_t)t->ndim * sizeof *shape);
-    shape[t->ndim] = num_classes;
-    if (s == DT_OK && *out) {   /* an out= tensor: check, then clear */
-        s = dt_index_prepare_out(out, shape, t->ndim + 1, DT_INT64,
-                                 dt_tensor_device(t), "one_hot");
-        s = s == DT_OK ? dt_fill_(*out, 0.0) : s;
-    } else if (s == DT_OK) {
-        s = dt_tensor_zeros(out, shape, t->ndim + 1, DT_INT64,
-                            dt_tensor_device(t));
-    }
-    if (s == DT_OK) {
-        /* out may be a strided out=; walk it by its own strides */
-        dt_tensor *o = *out;
-        int64_t *dst = dt_tensor_data(o), idx[DT_MAX_DIMS] = {0};
-        for (int64_t i = 0; i < n; i++) {
-            int64_t at = p[i] * o->strides[t->ndim];
-            for (int d = 0; d < t->ndim; d++) {
-                at += idx[d] * o->strides[d];
-            }
-            dst[at] = 1;
-            for (int d = t->ndim - 1; d >= 0 && ++idx[d] == t->shape[d];
-                 d--) {
-                idx[d] = 0;
-            }
-        }
-    }
-    dt_tensor_release(c);
-    return s;
+    return record_indexed(out, "IndexSelectBackward0",
+                          dt_index_select_backward, t, dim, index);
 }

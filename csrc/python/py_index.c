@@ -3,6 +3,7 @@
  * split, chunk, unbind). Subscripting itself is in py_index_key.c. */
 #include "glue.h"
 
+#include "../autograd/views.h"
 #include "../ops/index.h"
 
 #define SELF_T (((dt_py_tensor *)self)->t)
@@ -50,7 +51,7 @@ tensor_gather(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &dim, dt_py_tensor_converter, &index)) {
         return NULL;
     }
-    return finish(dt_gather_forward(&out, SELF_T, dim, index), &out);
+    return finish(dt_gather(&out, SELF_T, dim, index), &out);
 }
 
 /* scatter_add(dim, index, src) and scatter_add_: `inplace` picks. */
@@ -66,12 +67,12 @@ scatter_add(PyObject *self, PyObject *args, PyObject *kwargs, bool inplace)
         return NULL;
     }
     if (inplace) {
-        dt_status s = dt_scatter_add_forward(SELF_T, dim, index, src);
+        dt_status s = dt_scatter_add_(SELF_T, dim, index, src);
         return s == DT_OK ? Py_NewRef(self) : dt_py_raise(s);
     }
-    dt_status s = dt_clone(&out, SELF_T);
+    dt_status s = dt_ag_clone(&out, SELF_T);
     if (s == DT_OK) {
-        s = dt_scatter_add_forward(out, dim, index, src);
+        s = dt_scatter_add_(out, dim, index, src);
     }
     return finish(s, &out);
 }
@@ -99,7 +100,7 @@ tensor_index_select(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &index)) {
         return NULL;
     }
-    return finish(dt_index_select_forward(&out, SELF_T, dim, index), &out);
+    return finish(dt_index_select(&out, SELF_T, dim, index), &out);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -152,13 +153,12 @@ index_put(PyObject *self, PyObject *args, PyObject *kwargs, bool inplace)
         return NULL;
     }
     if (inplace) {
-        dt_status s = dt_index_put_forward(SELF_T, list, n, values,
-                                           accumulate);
+        dt_status s = dt_index_put_(SELF_T, list, n, values, accumulate);
         return s == DT_OK ? Py_NewRef(self) : dt_py_raise(s);
     }
-    dt_status s = dt_clone(&out, SELF_T);
+    dt_status s = dt_ag_clone(&out, SELF_T);
     if (s == DT_OK) {
-        s = dt_index_put_forward(out, list, n, values, accumulate);
+        s = dt_index_put_(out, list, n, values, accumulate);
     }
     return finish(s, &out);
 }
@@ -187,7 +187,7 @@ masked_fill(PyObject *self, PyObject *args, PyObject *kwargs, bool inplace)
         dt_py_as_tensor(value_obj, &value, "masked_fill", "value") < 0) {
         return NULL;
     }
-    dt_status s = dt_masked_fill_forward(&out, SELF_T, mask, value);
+    dt_status s = dt_masked_fill(&out, SELF_T, mask, value);
     dt_tensor_release(value);
     if (inplace) {
         return s == DT_OK ? Py_NewRef(self) : dt_py_raise(s);
@@ -227,7 +227,7 @@ split_into(const dt_tensor *t, const int64_t *sizes, int64_t n,
     if (!outs) {
         return PyErr_NoMemory();
     }
-    dt_status s = dt_split_forward(outs, t, sizes, n, dim);
+    dt_status s = dt_split(outs, t, sizes, n, dim);
     PyObject *res = s == DT_OK ? wrap_tuple(outs, n) : dt_py_raise(s);
     PyMem_Free(outs);
     return res;
@@ -334,7 +334,7 @@ tensor_unbind(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!outs) {
         return PyErr_NoMemory();
     }
-    dt_status s = dt_unbind_forward(outs, t, dim);
+    dt_status s = dt_unbind(outs, t, dim);
     PyObject *res = s == DT_OK ? wrap_tuple(outs, n) : dt_py_raise(s);
     PyMem_Free(outs);
     return res;
@@ -381,8 +381,8 @@ join(PyObject *args, PyObject *kwargs, bool stack)
             goto done;
         }
     }
-    dt_status s = stack ? dt_stack_forward(&out, ts, (int)n, dim)
-                        : dt_cat_forward(&out, ts, (int)n, dim);
+    dt_status s = stack ? dt_stack(&out, ts, (int)n, dim)
+                        : dt_cat(&out, ts, (int)n, dim);
     if (s != DT_OK) {
         if (out_obj == Py_None) {
             dt_tensor_release(out);

@@ -5,7 +5,8 @@
  * slices, None and ... are applied one by one as views; index tensors are
  * collected into an index list for the dims they stand at. Without index
  * tensors the result is the view (sharing storage); with them, a gather
- * (dt_index_forward) or a scatter (dt_index_put_forward).
+ * (dt_index) or a scatter (dt_index_assign). The views are also summed up
+ * as a dt_basic_key, so that autograd records them as one node.
  *
  * Unlike NumPy, an int next to index tensors is a select (a view step),
  * not an index, so x[0, :, [0, 1]] has shape (3, 2) for x of (2, 3, 4),
@@ -14,6 +15,8 @@
  */
 #include "glue.h"
 
+#include "../autograd/autograd.h"
+#include "../autograd/views.h"
 #include "../ops/index.h"
 
 /* More items than this cannot make a valid key for DT_MAX_DIMS dims. */
@@ -37,6 +40,8 @@ typedef struct parsed_key {
     int n;                           /* entries in idx */
     int covered;                     /* dims of view the entries cover */
     bool advanced;                   /* any index tensor */
+    dt_basic_key key;                /* the views, summed up for autograd */
+    int src[DT_MAX_DIMS];            /* per dim of view: t's dim, -1 new */
 } parsed_key;
 
 static void
@@ -220,6 +225,37 @@ count_specified(const key_item *items, int n, int ndim)
 /* ---------------------------------------------------------------------- */
 /* applying items                                                          */
 
+/* k->key follows the views: a new dim at `dim` of the view (None)... */
+static void
+track_new_dim(parsed_key *k, int dim)
+{
+    memmove(k->src + dim + 1, k->src + dim,
+            (size_t)(k->view->ndim - 1 - dim) * sizeof *k->src);
+    k->src[dim] = -1;
+}
+
+/* ...dim `dim` of the view narrowed (step > 0) or selected (step 0)... */
+static void
+track_pick(parsed_key *k, int dim, int64_t start, int64_t step)
+{
+    int d = k->src[dim];
+    k->key.start[d] = start;
+    k->key.step[d] = step;
+    if (step == 0) {
+        memmove(k->src + dim, k->src + dim + 1,
+                (size_t)(k->view->ndim - dim) * sizeof *k->src);
+    }
+}
+
+/* ...and which dims of the final view are new. */
+static void
+track_finish(parsed_key *k)
+{
+    for (int r = 0; r < k->view->ndim; r++) {
+        k->key.new_dims |= (uint32_t)(k->src[r] < 0) << r;
+    }
+}
+
 /* Appends `t` (stolen) to the index list at dim, covering `width` dims. */
 static int
 record_index(parsed_key *k, dt_tensor *t, int dim, int width)
@@ -265,6 +301,7 @@ apply_bool(parsed_key *k, bool value, int dim)
     if (step(k, dt_unsqueeze(&next, k->view, dim), &next) < 0) {
         return -1;
     }
+    track_new_dim(k, dim);
     dt_status s = dt_tensor_zeros(&ix, &len, 1, DT_INT64, DT_DEVICE_CPU);
     if (s != DT_OK) {
         dt_py_raise(s);
@@ -288,7 +325,11 @@ apply_int(parsed_key *k, int64_t i, int dim, int real_dim)
                      (long long)size);
         return -1;
     }
-    return step(k, dt_select(&next, k->view, dim, i), &next);
+    if (step(k, dt_select(&next, k->view, dim, i), &next) < 0) {
+        return -1;
+    }
+    track_pick(k, dim, i < 0 ? i + size : i, 0);
+    return 0;
 }
 
 static int
@@ -314,7 +355,12 @@ apply_slice(parsed_key *k, PyObject *slice, int dim)
     if (start == 0 && stop == size && st == 1) {
         return 0;   /* ':' leaves the view as it is */
     }
-    return step(k, dt_slice(&next, k->view, dim, start, stop, st), &next);
+    if (step(k, dt_slice(&next, k->view, dim, start, stop, st), &next) < 0) {
+        return -1;
+    }
+    /* an empty slice starts at 0, as dt_slice places it */
+    track_pick(k, dim, k->view->shape[dim] ? start : 0, st);
+    return 0;
 }
 
 static int
@@ -323,7 +369,11 @@ apply_item(parsed_key *k, key_item *it, int *dim, int *real_dim, int skip)
     dt_tensor *next = NULL;
     switch (it->kind) {
     case KEY_NONE:
-        return step(k, dt_unsqueeze(&next, k->view, (*dim)++), &next);
+        if (step(k, dt_unsqueeze(&next, k->view, *dim), &next) < 0) {
+            return -1;
+        }
+        track_new_dim(k, (*dim)++);
+        return 0;
     case KEY_ELLIPSIS:
         *dim += skip;
         *real_dim += skip;
@@ -354,6 +404,10 @@ parse_key(parsed_key *k, dt_tensor *t, PyObject *key)
     memset(k, 0, sizeof *k);
     dt_tensor_retain(t);
     k->view = t;
+    dt_basic_key_init(&k->key, t->ndim);
+    for (int d = 0; d < t->ndim; d++) {
+        k->src[d] = d;
+    }
     int n = classify_key(items, key);
     if (n < 0) {
         return -1;
@@ -364,6 +418,9 @@ parse_key(parsed_key *k, dt_tensor *t, PyObject *key)
         rc = apply_item(k, &items[i], &dim, &real_dim, t->ndim - specified);
     }
     items_clear(items, n);
+    if (rc == 0) {
+        track_finish(k);
+    }
     return rc;
 }
 
@@ -378,7 +435,7 @@ dt_py_getitem(PyObject *self, PyObject *key)
     if (PyLong_CheckExact(key)) {   /* the common case, kept short */
         long long i = PyLong_AsLongLong(key);
         if (!(i == -1 && PyErr_Occurred())) {
-            dt_status s = dt_select(&out, t, 0, i);
+            dt_status s = dt_ag_select(&out, t, 0, i);
             return s == DT_OK ? dt_py_wrap(out) : dt_py_raise(s);
         }
         PyErr_Clear();
@@ -387,41 +444,19 @@ dt_py_getitem(PyObject *self, PyObject *key)
         parsed_key_clear(&k);
         return NULL;
     }
-    if (!k.advanced) {
+    dt_status s = DT_OK;
+    if (!k.advanced || k.view != t) {
+        /* the basic part: one differentiable view */
+        s = dt_index_view(&k.view, t, &k.key);
+    }
+    if (s == DT_OK && !k.advanced) {
         out = k.view;
         k.view = NULL;
-        parsed_key_clear(&k);
-        return dt_py_wrap(out);
+    } else if (s == DT_OK) {
+        s = dt_index(&out, k.view, k.idx, k.n);
     }
-    dt_status s = dt_index_forward(&out, k.view, k.idx, k.n);
     parsed_key_clear(&k);
-    if (s != DT_OK) {
-        dt_tensor_release(out);
-        return dt_py_raise(s);
-    }
-    return dt_py_wrap(out);
-}
-
-/* view[...] = value for a key without index tensors. */
-static dt_status
-assign_basic(dt_tensor *view, const dt_tensor *value)
-{
-    dt_tensor *v = NULL, *u = NULL;
-    int lead = 0;
-    while (lead < value->ndim && value->shape[lead] == 1) {
-        lead++;   /* a (1, 1, 3) value fits a (3,) slot, as in PyTorch */
-    }
-    DT_TRY(dt_index_check_writable(view, "__setitem__"));
-    DT_TRY(dt_view_as_strided(&v, value, value->shape + lead,
-                              value->strides + lead, value->ndim - lead,
-                              value->offset));
-    dt_status s = dt_index_unalias(&u, v, view);
-    if (s == DT_OK) {
-        s = dt_copy_(view, u);
-    }
-    dt_tensor_release(v);
-    dt_tensor_release(u);
-    return s;
+    return s == DT_OK ? dt_py_wrap(out) : dt_py_raise(s);
 }
 
 /* t[mask] = scalar is masked_fill_ (one pass, as in PyTorch). Returns 1
@@ -431,7 +466,10 @@ assign_masked(dt_tensor *t, PyObject *key, const dt_tensor *value)
 {
     dt_tensor *m = dt_py_unwrap(key), *mv = NULL, *mb = NULL, *v0 = NULL;
     int64_t sh[DT_MAX_DIMS], st[DT_MAX_DIMS];
+    /* a value that requires grad takes the general path, whose node
+     * passes it its gradient */
     if (!m || (m->dtype != DT_BOOL && m->dtype != DT_UINT8) ||
+        dt_requires_grad(value) ||
         m->ndim == 0 || m->ndim > t->ndim || dt_tensor_numel(value) != 1) {
         return 0;
     }
@@ -451,7 +489,7 @@ assign_masked(dt_tensor *t, PyObject *key, const dt_tensor *value)
                                value->offset);
     }
     if (s == DT_OK) {
-        s = dt_masked_fill_forward(&t, t, mb, v0);
+        s = dt_masked_fill(&t, t, mb, v0);
     }
     dt_tensor_release(mv);
     dt_tensor_release(mb);
@@ -462,7 +500,7 @@ assign_masked(dt_tensor *t, PyObject *key, const dt_tensor *value)
 int
 dt_py_setitem(PyObject *self, PyObject *key, PyObject *value)
 {
-    dt_tensor *t = ((dt_py_tensor *)self)->t, *v = NULL, *cast = NULL;
+    dt_tensor *t = ((dt_py_tensor *)self)->t, *v = NULL;
     parsed_key k;
     if (!value) {
         PyErr_SetString(PyExc_TypeError,
@@ -479,16 +517,10 @@ dt_py_setitem(PyObject *self, PyObject *key, PyObject *value)
     }
     rc = parse_key(&k, t, key);
     if (rc == 0) {
-        dt_status s;
-        if (!k.advanced) {
-            s = assign_basic(k.view, v);   /* copy_ casts on the fly */
-        } else if ((s = dt_to_dtype(&cast, v, t->dtype)) == DT_OK) {
-            s = dt_index_put_forward(k.view, k.idx, k.n, cast, false);
-        }
+        dt_status s = dt_index_assign(t, &k.key, k.view, k.idx, k.n, v);
         rc = s == DT_OK ? 0 : (dt_py_raise(s), -1);
     }
     parsed_key_clear(&k);
     dt_tensor_release(v);
-    dt_tensor_release(cast);
     return rc;
 }
