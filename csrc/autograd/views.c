@@ -22,7 +22,9 @@ record_view(dt_tensor **out, const dt_tensor *t, const char *name,
         *out = NULL;
         return s;
     }
-    memcpy(n->iargs, iargs, (size_t)nargs * sizeof *iargs);
+    if (nargs) {   /* iargs may be NULL: memcpy(dst, NULL, 0) is UB */
+        memcpy(n->iargs, iargs, (size_t)nargs * sizeof *iargs);
+    }
     n->num_iargs = nargs;
     return DT_OK;
 }

@@ -7,8 +7,10 @@ element i of a draw depends only on those and i, never on threads or
 chunking. dtrain does not reproduce torch's CPU numbers (torch uses
 mt19937 there): same seed, same numbers holds within dtrain.
 
-`requires_grad` is accepted everywhere and ignored until autograd lands.
+`requires_grad=True` makes the result a leaf that requires grad.
 """
+import functools
+import inspect
 import operator
 import os
 import struct
@@ -437,3 +439,20 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None,
                      linewidth=None, profile=None, sci_mode=None):
     from .._tensor_str import set_printoptions as _set
     _set(precision, threshold, edgeitems, linewidth, profile, sci_mode)
+
+
+def _honour_requires_grad(fn):
+    """Wraps a creation function so requires_grad=True marks its result."""
+    @functools.wraps(fn)
+    def wrapper(*args, requires_grad=False, **kwargs):
+        out = fn(*args, **kwargs)
+        return out.requires_grad_() if requires_grad else out
+    return wrapper
+
+
+for _name in list(__all__):
+    _fn = globals()[_name]
+    if callable(_fn) and not isinstance(_fn, type) and \
+            "requires_grad" in inspect.signature(_fn).parameters:
+        globals()[_name] = _honour_requires_grad(_fn)
+del _name, _fn
