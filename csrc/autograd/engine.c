@@ -77,8 +77,10 @@ dt_grad_accumulate(dt_tensor **dst, const dt_tensor *g)
         return DT_OK;
     }
     dt_tensor *sum = NULL;
+    /* not in place into a stride-0 view (sum/mean backward's expansion) */
     bool exclusive = atomic_load(&(*dst)->refcount) == 1 &&
-                     atomic_load(&(*dst)->storage->refcount) == 1;
+                     atomic_load(&(*dst)->storage->refcount) == 1 &&
+                     dt_tensor_is_contiguous(*dst);
     if (exclusive) {
         return dt_add_forward(dst, *dst, g, NULL);
     }

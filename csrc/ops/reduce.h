@@ -8,6 +8,12 @@
  * Outputs follow dt.h: *out == NULL allocates, else the result is written
  * into *out (shape must match, dtype must accept the result).
  *
+ * dt_<op>_forward never records autograd history (kernels call it);
+ * dt_<op>, with the same arguments, is what the Python glue calls: it runs
+ * the forward and records the backward when the input requires grad
+ * (reduce_sum_backward.c, reduce_arg_backward.c). argmax/argmin are not
+ * differentiable and have no such entry point.
+ *
  * The second half of this header is the reduction engine that reduce.c and
  * reduce_arg.c share; nothing outside csrc/ops/reduce*.c should need it.
  */
@@ -59,6 +65,28 @@ dt_status dt_argmax_forward(dt_tensor **out, const dt_tensor *t,
                             const int64_t *dim, bool keepdim);
 dt_status dt_argmin_forward(dt_tensor **out, const dt_tensor *t,
                             const int64_t *dim, bool keepdim);
+
+/* The recording entry points (reduce_sum_backward.c, reduce_arg_backward.c).
+ * max/min with a dim record for the values only. */
+dt_status dt_sum(dt_tensor **out, const dt_tensor *t, const int64_t *dims,
+                 int ndims, bool keepdim, dt_dtype dtype);
+dt_status dt_mean(dt_tensor **out, const dt_tensor *t, const int64_t *dims,
+                  int ndims, bool keepdim, dt_dtype dtype);
+dt_status dt_var(dt_tensor **out, const dt_tensor *t, const int64_t *dims,
+                 int ndims, double correction, bool keepdim);
+dt_status dt_std(dt_tensor **out, const dt_tensor *t, const int64_t *dims,
+                 int ndims, double correction, bool keepdim);
+dt_status dt_norm(dt_tensor **out, const dt_tensor *t, double p,
+                  const int64_t *dims, int ndims, bool keepdim,
+                  dt_dtype dtype);
+dt_status dt_amax(dt_tensor **out, const dt_tensor *t, const int64_t *dims,
+                  int ndims, bool keepdim);
+dt_status dt_amin(dt_tensor **out, const dt_tensor *t, const int64_t *dims,
+                  int ndims, bool keepdim);
+dt_status dt_max(dt_tensor **values, dt_tensor **indices, const dt_tensor *t,
+                 const int64_t *dim, bool keepdim);
+dt_status dt_min(dt_tensor **values, dt_tensor **indices, const dt_tensor *t,
+                 const int64_t *dim, bool keepdim);
 
 /* ---------------------------------------------------------------------- */
 /* the engine shared by reduce*.c                                          */

@@ -1,8 +1,8 @@
 /* py_reduce.c: glue for reductions and matrix products: the Tensor
  * methods (sum, mean, max, ..., matmul, mm, ...), the @ operator, the
- * (values, indices) result types, and OpenBLAS's thread count. Argument
- * handling mirrors PyTorch's signatures; dtrain/_ops/reduce.py forwards
- * the top-level functions to these methods. */
+ * (values, indices) result types, and OpenBLAS's thread count. Arguments
+ * mirror PyTorch's signatures (dtrain/_ops/reduce.py forwards to these
+ * methods); ops call the recording entry points (dt_sum, dt_matmul...). */
 #include "glue.h"
 
 #include "../ops/matmul.h"
@@ -87,13 +87,13 @@ sum_like(PyObject *self, PyObject *args, PyObject *kwargs, sum_fn fn,
 static PyObject *
 tensor_sum(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    return sum_like(self, args, kwargs, dt_sum_forward, "sum");
+    return sum_like(self, args, kwargs, dt_sum, "sum");
 }
 
 static PyObject *
 tensor_mean(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    return sum_like(self, args, kwargs, dt_mean_forward, "mean");
+    return sum_like(self, args, kwargs, dt_mean, "mean");
 }
 
 typedef dt_status (*amax_fn)(dt_tensor **, const dt_tensor *,
@@ -119,13 +119,13 @@ amax_like(PyObject *self, PyObject *args, PyObject *kwargs, amax_fn fn,
 static PyObject *
 tensor_amax(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    return amax_like(self, args, kwargs, dt_amax_forward, "amax");
+    return amax_like(self, args, kwargs, dt_amax, "amax");
 }
 
 static PyObject *
 tensor_amin(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    return amax_like(self, args, kwargs, dt_amin_forward, "amin");
+    return amax_like(self, args, kwargs, dt_amin, "amin");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -193,11 +193,11 @@ max_like(PyObject *self, PyObject *args, PyObject *kwargs, bool is_max)
     int n = parse_one_dim(dim_obj, &dim, op);
     if (n <= 0) {
         return n < 0 ? NULL
-                     : finish((is_max ? dt_max_forward : dt_min_forward)(
+                     : finish((is_max ? dt_max : dt_min)(
                                   &values, NULL, SELF_T, NULL, false),
                               &values);
     }
-    dt_status s = (is_max ? dt_max_forward : dt_min_forward)(
+    dt_status s = (is_max ? dt_max : dt_min)(
         &values, &indices, SELF_T, &dim, keepdim);
     if (s != DT_OK) {
         dt_tensor_release(values);
@@ -306,13 +306,13 @@ var_like(PyObject *self, PyObject *args, PyObject *kwargs, var_fn fn,
 static PyObject *
 tensor_var(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    return var_like(self, args, kwargs, dt_var_forward, "var");
+    return var_like(self, args, kwargs, dt_var, "var");
 }
 
 static PyObject *
 tensor_std(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    return var_like(self, args, kwargs, dt_std_forward, "std");
+    return var_like(self, args, kwargs, dt_std, "std");
 }
 
 /* p: None or 'fro' (the 2-norm of the flattened dims), or a number. */
@@ -365,7 +365,7 @@ tensor_norm(PyObject *self, PyObject *args, PyObject *kwargs)
     if (n < 0 || parse_norm_p(p_obj, &p, n) < 0) {
         return NULL;
     }
-    return finish(dt_norm_forward(&out, SELF_T, p, dims, n, keepdim, dtype),
+    return finish(dt_norm(&out, SELF_T, p, dims, n, keepdim, dtype),
                   &out);
 }
 
@@ -395,37 +395,37 @@ dt_py_matmul(PyObject *a, PyObject *b)
     if (!ta || !tb) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    return finish(dt_matmul_forward(&out, ta, tb), &out);
+    return finish(dt_matmul(&out, ta, tb), &out);
 }
 
 static PyObject *
 tensor_matmul(PyObject *self, PyObject *other)
 {
-    return product(self, other, dt_matmul_forward, "matmul", "other");
+    return product(self, other, dt_matmul, "matmul", "other");
 }
 
 static PyObject *
 tensor_mm(PyObject *self, PyObject *other)
 {
-    return product(self, other, dt_mm_forward, "mm", "mat2");
+    return product(self, other, dt_mm, "mm", "mat2");
 }
 
 static PyObject *
 tensor_bmm(PyObject *self, PyObject *other)
 {
-    return product(self, other, dt_bmm_forward, "bmm", "mat2");
+    return product(self, other, dt_bmm, "bmm", "mat2");
 }
 
 static PyObject *
 tensor_mv(PyObject *self, PyObject *other)
 {
-    return product(self, other, dt_mv_forward, "mv", "vec");
+    return product(self, other, dt_mv, "mv", "vec");
 }
 
 static PyObject *
 tensor_dot(PyObject *self, PyObject *other)
 {
-    return product(self, other, dt_dot_forward, "dot", "tensor");
+    return product(self, other, dt_dot, "dot", "tensor");
 }
 
 /* ---------------------------------------------------------------------- */
