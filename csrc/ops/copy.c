@@ -84,6 +84,27 @@ move_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
         memmove(dst, src, (size_t)n * isz);
         return;
     }
+    if (strides[0] == (int64_t)isz && strides[1] == 0) {
+        /* a broadcast source (an expanded gradient): a typed fill, which
+         * the compiler vectorises */
+        switch (isz) {
+#define FILL(T)                                                           \
+    {                                                                     \
+        T v_;                                                             \
+        memcpy(&v_, src, sizeof v_);                                      \
+        T *d_ = (T *)(void *)dst;                                         \
+        for (int64_t i = 0; i < n; i++) {                                 \
+            d_[i] = v_;                                                   \
+        }                                                                 \
+    }                                                                     \
+    return
+        case 1: FILL(uint8_t);
+        case 2: FILL(uint16_t);
+        case 4: FILL(uint32_t);
+        default: FILL(uint64_t);
+#undef FILL
+        }
+    }
     switch (isz) {
 #define MOVE(T)                                                           \
     for (int64_t i = 0; i < n; i++) {                                     \
