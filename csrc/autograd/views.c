@@ -306,7 +306,12 @@ dt_ag_fill_(dt_tensor *t, const dt_tensor *value)
     if (record) {
         DT_TRY(dt_autograd_check_inplace(t, "fill_"));
     }
-    DT_TRY(dt_copy_(t, value));
+    /* cast the one value first, so the fill is a same-dtype broadcast */
+    dt_tensor *v = NULL;
+    DT_TRY(dt_to_dtype(&v, value, t->dtype));
+    dt_status s = dt_copy_(t, v);
+    dt_tensor_release(v);
+    DT_TRY(s);
     return record ? dt_node_record(&n, "FillBackward0", dt_fill_backward,
                                    (const dt_tensor *const *)&t, 1, &t, 1)
                   : DT_OK;
