@@ -1,5 +1,7 @@
-/* binary.c: two-input arithmetic (forward): add and sub (with alpha), mul,
- * div (true, trunc, floor), pow, maximum, minimum.
+/* binary.c: two-input arithmetic (forward, backward, entry points): add
+ * and sub (with alpha), mul, div (true, trunc, floor), and dt_binary, the
+ * entry point for every two-input op (pow.c has pow, compare.c maximum,
+ * minimum and the comparisons).
  *
  * Inputs are cast to the promoted dtype, then one generated loop per
  * op/dtype runs (ew_impl.h): integers wrap on overflow like PyTorch's,
@@ -63,23 +65,6 @@ idiv_floor(int64_t a, int64_t b, void *ctx)
 FDIV_FLOOR(fdiv_floorf, float, fmodf, floorf, copysignf)
 FDIV_FLOOR(fdiv_floor, double, fmod, floor, copysign)
 
-/* Integer powers as PyTorch computes them: a negative exponent gives 0
- * except for bases 1 and -1. */
-static inline int64_t
-ipow(int64_t a, int64_t b)
-{
-    if (b < 0) {
-        return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
-    }
-    return (int64_t)ew_powi_u64((uint64_t)a, (uint64_t)b);
-}
-
-/* NaN-propagating max and min */
-#define FMAX(a, b) ((a) > (b) || __builtin_isnan(a) ? (a) : (b))
-#define FMIN(a, b) ((a) < (b) || __builtin_isnan(a) ? (a) : (b))
-#define IMAX(a, b) ((a) > (b) ? (a) : (b))
-#define IMIN(a, b) ((a) < (b) ? (a) : (b))
-
 /* ---------------------------------------------------------------------- */
 /* loops                                                                   */
 
@@ -130,14 +115,6 @@ INTS_AS_I64(GEN_SLOW, div_trunc, idiv_trunc(a, b, ctx))
 EW_FLOATS(GEN_BIN, div_trunc, EW_F(truncf, trunc, a / b))
 INTS_AS_I64(GEN_SLOW, div_floor, idiv_floor(a, b, ctx))
 EW_FLOATS(GEN_SLOW, div_floor, EW_F(fdiv_floorf, fdiv_floor, a, b))
-INTS_AS_I64(GEN_SLOW, pow, ipow(a, b))
-EW_FLOATS(GEN_SLOW, pow, EW_F(powf, pow, a, b))
-EW_BOOL(GEN_BIN, maximum, a | b)
-EW_INTS(GEN_BIN, maximum, IMAX(a, b))
-EW_FLOATS(GEN_BIN, maximum, FMAX(a, b))
-EW_BOOL(GEN_BIN, minimum, a & b)
-EW_INTS(GEN_BIN, minimum, IMIN(a, b))
-EW_FLOATS(GEN_BIN, minimum, FMIN(a, b))
 
 /* Half-type tensor times (or over) a 0-dim scalar read as float32:
  * PyTorch keeps the scalar at float precision in mul and div instead of
@@ -184,9 +161,6 @@ ALL_LOOPS(mul);
 static const dt_loop_fn div_loops[DT_DTYPE_COUNT] = {EW_TABLE_FLOATS(div)};
 NUM_LOOPS(div_trunc);
 NUM_LOOPS(div_floor);
-NUM_LOOPS(pow);
-ALL_LOOPS(maximum);
-ALL_LOOPS(minimum);
 static const dt_loop_fn mul_scalar_loops[DT_DTYPE_COUNT] = {
     [DT_FLOAT16] = mul_scalar_f16, [DT_BFLOAT16] = mul_scalar_bf16};
 static const dt_loop_fn div_scalar_loops[DT_DTYPE_COUNT] = {
@@ -303,6 +277,76 @@ dt_sub_forward(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
     return add_or_sub(out, a, b, alpha, true);
 }
 
+/* Backward: a gets the gradient, b alpha times it (dargs[0], negated for
+ * sub). */
+static dt_status
+dt_add_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    double al = n->dargs[0];
+    if (dt_node_needs_grad(n, 0)) {
+        dt_tensor_retain(go[0]);
+        gi[0] = go[0];
+    }
+    if (!dt_node_needs_grad(n, 1)) {
+        return DT_OK;
+    }
+    if (al == 1.0) {
+        dt_tensor_retain(go[0]);
+        gi[1] = go[0];
+        return DT_OK;
+    }
+    if (al == -1.0) {
+        return dt_unary_forward(&gi[1], go[0], DT_OP_NEG);
+    }
+    dt_tensor *t = NULL;
+    DT_TRY(dt_ew_number(&t, al));
+    dt_status s = dt_binary_forward(&gi[1], go[0], t, DT_OP_MUL);
+    dt_tensor_release(t);
+    return s;
+}
+
+static dt_status
+add_or_sub_entry(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+                 const dt_tensor *alpha, bool sub)
+{
+    char name[32];
+    dt_ew_rec r;
+    const dt_tensor *in[2] = {a, b};
+    dt_ew_name(name, out, a, sub ? "sub" : "add");
+    DT_TRY(dt_ew_rec_begin(&r, out, in, 2, name));
+    if (!r.record) {
+        return add_or_sub(out, a, b, alpha, sub);
+    }
+    double al = 1.0;
+    dt_node *n = NULL;
+    dt_status s = alpha ? dt_tensor_item(&al, alpha) : DT_OK;
+    if (s == DT_OK) {
+        s = add_or_sub(out, a, b, alpha, sub);
+    }
+    if (s == DT_OK) {
+        s = dt_ew_rec_node(&n, &r, out, sub ? "SubBackward0" : "AddBackward0",
+                           dt_add_backward);
+    }
+    if (s == DT_OK) {
+        n->dargs[0] = sub ? -al : al;
+    }
+    return dt_ew_rec_end(&r, out, s);
+}
+
+dt_status
+dt_add(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+       const dt_tensor *alpha)
+{
+    return add_or_sub_entry(out, a, b, alpha, false);
+}
+
+dt_status
+dt_sub(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+       const dt_tensor *alpha)
+{
+    return add_or_sub_entry(out, a, b, alpha, true);
+}
+
 dt_status
 dt_div_forward(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
                dt_rounding mode)
@@ -321,33 +365,150 @@ dt_div_forward(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
                                              : div_floor_loops, NULL, &c);
 }
 
+/* Backward of true division: g / b and -g * ((a / b) / b). Saved: a
+ * (only when b needs a gradient), b. Rounding modes have zero gradients
+ * (dt_ew_zero_backward), as in PyTorch. */
+#define GEN_TERN(SFX, T, C, LD, ST, NAME, ...)                            \
+    EW_TERNARY_LOOP(EW_STREAM, NAME##_##SFX, T, T, C, LD, ST, ,           \
+                    __VA_ARGS__)
+/* (gradient, a, b) -> b's gradient */
+EW_FLOATS(GEN_TERN, div_grad_other, -a * ((b / c) / c))
+static const dt_loop_fn div_grad_other_loops[DT_DTYPE_COUNT] = {
+    EW_TABLE_FLOATS(div_grad_other)};
+
+static dt_status
+dt_div_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    dt_tensor *a = NULL, *b = NULL;
+    dt_dtype d = dt_ew_grad_dtype(go[0]);
+    DT_TRY(dt_node_saved(&a, n, 0));
+    DT_TRY(dt_node_saved(&b, n, 1));
+    if (dt_node_needs_grad(n, 0)) {
+        DT_TRY(dt_div_forward(&gi[0], go[0], b, DT_ROUND_NONE));
+    }
+    if (dt_node_needs_grad(n, 1)) {
+        DT_TRY(dt_ew_grad_run(&gi[1], d, div_grad_other_loops[d], NULL,
+                              go[0], a, b));
+    }
+    return DT_OK;
+}
+
+dt_status
+dt_div(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+       dt_rounding mode)
+{
+    char name[32];
+    dt_ew_rec r;
+    const dt_tensor *in[2] = {a, b};
+    DT_TRY(dt_ew_rec_begin(&r, out, in, 2, dt_ew_name(name, out, a, "div")));
+    if (!r.record) {
+        return dt_div_forward(out, a, b, mode);
+    }
+    bool true_div = mode == DT_ROUND_NONE, save_a = dt_requires_grad(b);
+    dt_node *n = NULL;
+    dt_status s = true_div && save_a ? dt_ew_rec_keep_self(&r) : DT_OK;
+    if (s == DT_OK) {
+        s = dt_div_forward(out, a, b, mode);
+    }
+    if (s == DT_OK) {
+        s = true_div ? dt_ew_rec_node(&n, &r, out, "DivBackward0",
+                                      dt_div_backward)
+                     : dt_ew_rec_node(&n, &r, out, "DivBackward2",
+                                      dt_ew_zero_backward);
+    }
+    if (s == DT_OK && true_div) {
+        s = save_a ? dt_ew_save_self(n, &r) : dt_node_save(n, NULL);
+    }
+    if (s == DT_OK && true_div) {
+        s = dt_ew_save_input(n, &r, 1);
+    }
+    return dt_ew_rec_end(&r, out, s);
+}
+
 dt_status
 dt_binary_forward(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
                   dt_op op)
 {
     char name[32];
     const dt_tensor *self = a;
-    const dt_loop_fn *loops, *scalar_loops = NULL;
     switch (op) {
     case DT_OP_ADD: return dt_add_forward(out, a, b, NULL);
     case DT_OP_SUB: return dt_sub_forward(out, a, b, NULL);
     case DT_OP_DIV: return dt_div_forward(out, a, b, DT_ROUND_NONE);
-    case DT_OP_MUL:
-        loops = mul_loops;
-        scalar_loops = mul_scalar_loops;
-        if (a->ndim == 0 && b->ndim > 0) {
-            const dt_tensor *t = a;     /* the scalar goes second */
-            a = b;
-            b = t;
-        }
-        break;
-    case DT_OP_POW: loops = pow_loops; break;
-    case DT_OP_MAXIMUM: loops = maximum_loops; break;
-    case DT_OP_MINIMUM: loops = minimum_loops; break;
+    case DT_OP_POW: return dt_pow_forward(out, a, b);
+    case DT_OP_MAXIMUM:
+    case DT_OP_MINIMUM: return dt_maxmin_forward(out, a, b, op);
+    case DT_OP_MUL: break;
     default:
         DT_ASSERT(op >= DT_OP_EQ && op <= DT_OP_GE);
         return dt_compare_forward(out, a, b, op);
     }
+    if (a->ndim == 0 && b->ndim > 0) {
+        const dt_tensor *t = a;     /* the scalar goes second */
+        a = b;
+        b = t;
+    }
     arith_ctx c = {.name = dt_ew_name(name, out, self, dt_op_names[op])};
-    return run_binary(out, a, b, promote2(a, b), loops, scalar_loops, &c);
+    return run_binary(out, a, b, promote2(a, b), mul_loops, mul_scalar_loops,
+                      &c);
+}
+
+/* Backward of mul: g * b and g * a. Saved: a (when b needs a gradient),
+ * b (when a does). */
+static dt_status
+dt_mul_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    dt_tensor *a = NULL, *b = NULL;
+    DT_TRY(dt_node_saved(&a, n, 0));
+    DT_TRY(dt_node_saved(&b, n, 1));
+    if (dt_node_needs_grad(n, 0)) {
+        DT_TRY(dt_binary_forward(&gi[0], go[0], b, DT_OP_MUL));
+    }
+    if (dt_node_needs_grad(n, 1)) {
+        DT_TRY(dt_binary_forward(&gi[1], go[0], a, DT_OP_MUL));
+    }
+    return DT_OK;
+}
+
+static dt_status
+mul_entry(dt_tensor **out, const dt_tensor *a, const dt_tensor *b)
+{
+    char name[32];
+    dt_ew_rec r;
+    const dt_tensor *in[2] = {a, b};
+    DT_TRY(dt_ew_rec_begin(&r, out, in, 2, dt_ew_name(name, out, a, "mul")));
+    if (!r.record) {
+        return dt_binary_forward(out, a, b, DT_OP_MUL);
+    }
+    bool save_a = dt_requires_grad(b), save_b = dt_requires_grad(a);
+    dt_node *n = NULL;
+    dt_status s = save_a ? dt_ew_rec_keep_self(&r) : DT_OK;
+    if (s == DT_OK) {
+        s = dt_binary_forward(out, a, b, DT_OP_MUL);
+    }
+    if (s == DT_OK) {
+        s = dt_ew_rec_node(&n, &r, out, "MulBackward0", dt_mul_backward);
+    }
+    if (s == DT_OK) {
+        s = save_a ? dt_ew_save_self(n, &r) : dt_node_save(n, NULL);
+    }
+    if (s == DT_OK) {
+        s = save_b ? dt_ew_save_input(n, &r, 1) : dt_node_save(n, NULL);
+    }
+    return dt_ew_rec_end(&r, out, s);
+}
+
+dt_status
+dt_binary(dt_tensor **out, const dt_tensor *a, const dt_tensor *b, dt_op op)
+{
+    switch (op) {
+    case DT_OP_ADD: return dt_add(out, a, b, NULL);
+    case DT_OP_SUB: return dt_sub(out, a, b, NULL);
+    case DT_OP_DIV: return dt_div(out, a, b, DT_ROUND_NONE);
+    case DT_OP_MUL: return mul_entry(out, a, b);
+    case DT_OP_POW: return dt_pow_tensor(out, a, b);
+    case DT_OP_MAXIMUM:
+    case DT_OP_MINIMUM: return dt_maxmin(out, a, b, op);
+    default: return dt_compare(out, a, b, op);
+    }
 }

@@ -1,7 +1,8 @@
 /* elementwise.c: the driver every elementwise op runs through
  * (dt_ew_run): devices, broadcasting, input casts, output checks and
  * aliasing, then the strided loop. The ops themselves only pick dtypes
- * and a loop (unary.c, binary.c, compare.c). */
+ * and a loop (unary.c, binary.c, compare.c, pow.c, clamp.c). Also the
+ * autograd plumbing their entry points and backwards share. */
 #include <stdio.h>
 
 #include "ew_impl.h"
@@ -199,4 +200,116 @@ dt_ew_run(dt_tensor **out, const dt_ew_spec *sp)
         *out = NULL;
     }
     return s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* autograd helpers for the entry points and backwards                     */
+
+dt_status
+dt_ew_rec_begin(dt_ew_rec *r, dt_tensor *const *out,
+                const dt_tensor *const *in, int nin, const char *name)
+{
+    DT_ASSERT(nin >= 1 && nin <= 3);
+    memset(r, 0, sizeof *r);
+    r->nin = nin;
+    r->inplace = *out && *out == in[0];
+    r->fresh = *out == NULL;
+    r->record = dt_autograd_needed(in, nin);
+    if (*out && !r->inplace && dt_grad_enabled() &&
+        (r->record || dt_requires_grad(*out))) {
+        return dt_fail(DT_ERR_RUNTIME, "%s(): functions with out=... "
+                       "arguments don't support automatic differentiation, "
+                       "but one of the arguments requires grad.", name);
+    }
+    if (r->record && r->inplace) {
+        DT_TRY(dt_autograd_check_inplace(in[0], name));
+    }
+    for (int k = 0; k < nin; k++) {
+        r->in[k] = in[k];
+        r->version[k] = in[k] ? atomic_load(&in[k]->storage->version) : 0;
+    }
+    return DT_OK;
+}
+
+dt_status
+dt_ew_rec_keep_self(dt_ew_rec *r)
+{
+    return r->inplace ? dt_clone(&r->old_self, r->in[0]) : DT_OK;
+}
+
+dt_status
+dt_ew_rec_node(dt_node **n, const dt_ew_rec *r, dt_tensor **out,
+               const char *name, dt_backward_fn fn)
+{
+    return dt_node_record(n, name, fn, r->in, r->nin, out, 1);
+}
+
+dt_status
+dt_ew_save_input(dt_node *n, const dt_ew_rec *r, int k)
+{
+    DT_TRY(dt_node_save(n, r->in[k]));
+    if (r->in[k]) {
+        n->saved_version[n->num_saved - 1] = r->version[k];
+    }
+    return DT_OK;
+}
+
+dt_status
+dt_ew_save_self(dt_node *n, const dt_ew_rec *r)
+{
+    return r->old_self ? dt_node_save(n, r->old_self)
+                       : dt_ew_save_input(n, r, 0);
+}
+
+dt_status
+dt_ew_rec_end(dt_ew_rec *r, dt_tensor **out, dt_status s)
+{
+    dt_tensor_release(r->old_self);
+    r->old_self = NULL;
+    if (s != DT_OK && r->fresh) {
+        dt_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+dt_dtype
+dt_ew_grad_dtype(const dt_tensor *grad)
+{
+    return dt_dtype_is_floating(grad->dtype) ? grad->dtype
+                                             : DT_DEFAULT_FLOAT;
+}
+
+dt_status
+dt_ew_grad_run(dt_tensor **out, dt_dtype d, dt_loop_fn loop, void *ctx,
+               const dt_tensor *a, const dt_tensor *b, const dt_tensor *c)
+{
+    dt_ew_spec sp = {.name = "backward", .nin = 1 + (b != NULL) + (c != NULL),
+                     .in = {a, b, c}, .in_dtype = {d, d, d}, .out_dtype = d,
+                     .loop = loop, .ctx = ctx};
+    DT_ASSERT(loop && (b || !c));
+    *out = NULL;
+    return dt_ew_run(out, &sp);
+}
+
+dt_status
+dt_ew_zero_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
+{
+    for (int i = 0; i < n->num_inputs; i++) {
+        const dt_input_meta *m = &n->in_meta[i];
+        if (dt_node_needs_grad(n, i)) {
+            DT_TRY(dt_tensor_zeros(&gi[i], m->shape, m->ndim, m->dtype,
+                                   go[0] ? dt_tensor_device(go[0])
+                                         : DT_DEVICE_CPU));
+        }
+    }
+    return DT_OK;
+}
+
+dt_status
+dt_ew_number(dt_tensor **out, double v)
+{
+    DT_TRY(dt_tensor_scalar(out, v, DT_FLOAT64));
+    (*out)->is_wrapped_number = true;
+    return DT_OK;
 }

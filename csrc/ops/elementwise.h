@@ -1,9 +1,18 @@
-/* elementwise.h: the elementwise op family (forward), PyTorch semantics.
+/* elementwise.h: the elementwise op family, PyTorch semantics.
  *
  *   unary.c     neg abs exp log sqrt rsqrt sin cos tanh sigmoid relu gelu
- *               gelu_tanh, pow by a scalar, clamp
- *   binary.c    add sub mul div pow maximum minimum
- *   compare.c   eq ne lt le gt ge, where
+ *               gelu_tanh
+ *   pow.c       pow by a scalar, tensor ** tensor, number ** tensor
+ *   clamp.c     clamp
+ *   binary.c    add sub mul div
+ *   compare.c   eq ne lt le gt ge, maximum minimum, where
+ *
+ * Each op has a pure kernel, dt_<op>_forward (what other kernels and
+ * backwards call; it never records), and an entry point dt_<op> (what the
+ * Python glue calls): the same forward, recording a graph node when grad
+ * mode is on and an input requires grad. In place (*out is the first
+ * input) the entry point refuses a leaf that requires grad before writing;
+ * with out= it refuses autograd altogether, as PyTorch does.
  *
  * Every function follows dt.h's output convention: *out == NULL allocates
  * the result; a tensor in *out is written into (in place when it is the
@@ -67,5 +76,29 @@ dt_status dt_compare_forward(dt_tensor **out, const dt_tensor *a,
 /* cond ? x : y, all three broadcast; cond must be bool. */
 dt_status dt_where_forward(dt_tensor **out, const dt_tensor *cond,
                            const dt_tensor *x, const dt_tensor *y);
+
+/* ---------------------------------------------------------------------- */
+/* entry points (recording)                                                */
+
+dt_status dt_unary(dt_tensor **out, const dt_tensor *x, dt_op op);
+dt_status dt_pow_scalar(dt_tensor **out, const dt_tensor *x,
+                        const dt_tensor *exponent);
+/* a ** b; a Python-number exponent (wrapped 0-dim) of a tensor base goes
+ * to dt_pow_scalar, as the glue wants. */
+dt_status dt_pow(dt_tensor **out, const dt_tensor *a, const dt_tensor *b);
+dt_status dt_clamp(dt_tensor **out, const dt_tensor *x, const dt_tensor *lo,
+                   const dt_tensor *hi);
+/* Every op dt_binary_forward takes; comparisons record only in place. */
+dt_status dt_binary(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+                    dt_op op);
+dt_status dt_add(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+                 const dt_tensor *alpha);
+dt_status dt_sub(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+                 const dt_tensor *alpha);
+/* Rounding modes record a node whose gradients are zero, as PyTorch's. */
+dt_status dt_div(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+                 dt_rounding mode);
+dt_status dt_where(dt_tensor **out, const dt_tensor *cond, const dt_tensor *x,
+                   const dt_tensor *y);
 
 #endif /* DT_ELEMENTWISE_H */

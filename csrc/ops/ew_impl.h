@@ -2,6 +2,8 @@
  *
  * - dt_ew_run: the one driver under every elementwise op: devices,
  *   broadcasting, casting inputs, output checks, aliasing, then dt_iter_run.
+ * - autograd plumbing: what the entry points do around their forward
+ *   (dt_ew_rec_*), and dt_ew_grad_run for fused backward loops.
  * - loop generators: each op/dtype pair becomes one dt_loop_fn with tight
  *   branches for the contiguous and scalar-broadcast cases (so GCC
  *   vectorises them) and a strided fallback, compiled as runtime-picked
@@ -12,6 +14,7 @@
 #define DT_EW_IMPL_H
 
 #include "../dt_impl.h"
+#include "../autograd/autograd.h"
 #include "elementwise.h"
 
 /* ---------------------------------------------------------------------- */
@@ -239,6 +242,36 @@ ew_powi_u64(uint64_t base, uint64_t e)
         }                                                                 \
     }
 
+/* Three-input loop: `a`, `b`, `c` (type ew_t) -> the expression; a fast
+ * branch for contiguous data, then any strides. */
+#define EW_TERNARY_LOOP(ATTR, NAME, TO, TI, C, LD, ST, SETUP, ...)        \
+    static ATTR void                                                      \
+    NAME(char **p_, const int64_t *s_, int64_t n_, void *ctx)             \
+    {                                                                     \
+        typedef C ew_t;                                                   \
+        (void)ctx;                                                        \
+        SETUP;                                                            \
+        const int64_t zo_ = sizeof(TO), zi_ = sizeof(TI);                 \
+        if (s_[0] == zo_ && s_[1] == zi_ && s_[2] == zi_ &&               \
+            s_[3] == zi_) {                                               \
+            TO *o_ = (TO *)p_[0];                                         \
+            const TI *x_ = (const TI *)p_[1], *y_ = (const TI *)p_[2];    \
+            const TI *z_ = (const TI *)p_[3];                             \
+            EW_IVDEP                                                      \
+            for (int64_t i_ = 0; i_ < n_; i_++) {                         \
+                ew_t a = LD(x_[i_]), b = LD(y_[i_]), c = LD(z_[i_]);      \
+                o_[i_] = ST((__VA_ARGS__));                               \
+            }                                                             \
+            return;                                                       \
+        }                                                                 \
+        for (int64_t i_ = 0; i_ < n_; i_++) {                             \
+            ew_t a = LD(EW_AT(const TI, p_[1], i_, s_[1]));               \
+            ew_t b = LD(EW_AT(const TI, p_[2], i_, s_[2]));               \
+            ew_t c = LD(EW_AT(const TI, p_[3], i_, s_[3]));               \
+            EW_AT(TO, p_[0], i_, s_[0]) = ST((__VA_ARGS__));              \
+        }                                                                 \
+    }
+
 /* Stores the expression of (a0, b0) at o and of (a1, b1) at o + w. */
 #define EW_VSTORE2(o, w, a0, b0, a1, b1, ...)                             \
     do {                                                                  \
@@ -281,5 +314,74 @@ ew_powi_u64(uint64_t base, uint64_t e)
 #define EW_TABLE_INTS(NAME)                                               \
     [DT_UINT8] = NAME##_u8, [DT_INT32] = NAME##_i32, [DT_INT64] = NAME##_i64
 #define EW_TABLE_BOOL(NAME) [DT_BOOL] = NAME##_b
+
+/* ---------------------------------------------------------------------- */
+/* autograd (elementwise.c)                                                */
+
+/* What an entry point knows around its forward when it records. */
+typedef struct dt_ew_rec {
+    bool record;            /* grad mode is on and an input requires grad */
+    bool inplace;           /* *out is the first input */
+    bool fresh;             /* *out was NULL: the forward allocates it */
+    int nin;
+    const dt_tensor *in[3];
+    uint32_t version[3];    /* the inputs' versions before the forward */
+    dt_tensor *old_self;    /* clone of self before an in-place write */
+} dt_ew_rec;
+
+/* Before the forward: decides whether to record and applies PyTorch's
+ * refusals (out= with autograd; in place on a leaf that requires grad),
+ * before anything is written. in[0] is self. */
+dt_status dt_ew_rec_begin(dt_ew_rec *r, dt_tensor *const *out,
+                          const dt_tensor *const *in, int nin,
+                          const char *name);
+/* In place, keeps a clone of self's current value (r->old_self). */
+dt_status dt_ew_rec_keep_self(dt_ew_rec *r);
+/* After a successful forward: records `name` with r's inputs and *out as
+ * the output. */
+dt_status dt_ew_rec_node(dt_node **n, const dt_ew_rec *r, dt_tensor **out,
+                         const char *name, dt_backward_fn fn);
+/* Saves input k as it was before the forward (an in-place write to it
+ * then fails the backward's version check, as in PyTorch). */
+dt_status dt_ew_save_input(dt_node *n, const dt_ew_rec *r, int k);
+/* Saves self's value from before an in-place write: the clone, or self
+ * itself when not in place. */
+dt_status dt_ew_save_self(dt_node *n, const dt_ew_rec *r);
+/* Releases what r holds and, when s failed, a result the forward
+ * allocated. Returns s. */
+dt_status dt_ew_rec_end(dt_ew_rec *r, dt_tensor **out, dt_status s);
+
+/* The dtype a backward kernel computes and returns: the incoming
+ * gradient's (half types load to float32 inside the loops). */
+dt_dtype dt_ew_grad_dtype(const dt_tensor *grad);
+/* A new tensor: loop over the broadcast inputs (up to three, NULL ends
+ * the list), each cast to d first. */
+dt_status dt_ew_grad_run(dt_tensor **out, dt_dtype d, dt_loop_fn loop,
+                         void *ctx, const dt_tensor *a, const dt_tensor *b,
+                         const dt_tensor *c);
+/* A backward for ops whose gradient is zero (rounding division, in-place
+ * comparisons): zeros for every input that needs a gradient. */
+dt_status dt_ew_zero_backward(dt_node *n, dt_tensor **gi,
+                              dt_tensor *const *go);
+/* A 0-dim float64 tensor marked as a Python number: multiplies a half
+ * gradient at float precision, as PyTorch's Scalar operands do. */
+dt_status dt_ew_number(dt_tensor **out, double v);
+
+/* ---------------------------------------------------------------------- */
+/* forwards and entry points shared across the family's files             */
+
+/* a ** b, both tensors (pow.c) */
+dt_status dt_pow_forward(dt_tensor **out, const dt_tensor *a,
+                         const dt_tensor *b);
+dt_status dt_pow_tensor(dt_tensor **out, const dt_tensor *a,
+                        const dt_tensor *b);
+/* maximum, minimum (compare.c) */
+dt_status dt_maxmin_forward(dt_tensor **out, const dt_tensor *a,
+                            const dt_tensor *b, dt_op op);
+dt_status dt_maxmin(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+                    dt_op op);
+/* comparisons, recording only in place (compare.c) */
+dt_status dt_compare(dt_tensor **out, const dt_tensor *a, const dt_tensor *b,
+                     dt_op op);
 
 #endif /* DT_EW_IMPL_H */

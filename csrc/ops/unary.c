@@ -1,10 +1,11 @@
-/* unary.c: one-input elementwise ops (forward): neg abs exp log sqrt rsqrt
- * sin cos tanh sigmoid relu gelu gelu_tanh, pow by a scalar, clamp.
+/* unary.c: one-input elementwise ops (forward, backward, entry point):
+ * neg abs exp log sqrt rsqrt sin cos tanh sigmoid relu gelu gelu_tanh.
  *
  * Each op/dtype pair is a loop generated from one expression in `x` (see
  * ew_impl.h). Floating functions of integer inputs run in float32; half
  * types compute in float32. float32 exp, tanh, sigmoid and both GELUs use
- * the vectorisable forms in ew_math.h; the rest call libm.
+ * the vectorisable forms in ew_math.h; the rest call libm. Each backward
+ * is one fused pass over the gradient and one saved tensor.
  */
 #include "ew_impl.h"
 #include "ew_math.h"
@@ -145,196 +146,121 @@ dt_unary_forward(dt_tensor **out, const dt_tensor *x, dt_op op)
 }
 
 /* ---------------------------------------------------------------------- */
-/* pow by a scalar                                                         */
+/* backward                                                                */
 
-typedef struct pow_ctx {
-    double fexp;        /* the exponent, floating dtypes */
-    uint64_t iexp;      /* the exponent, integer dtypes (never negative) */
-} pow_ctx;
-
-#define POW_EXP const ew_t e_ = (ew_t)((const pow_ctx *)ctx)->fexp
-#define POW_IEXP const uint64_t e_ = ((const pow_ctx *)ctx)->iexp
-#define GEN_POWF(SFX, T, C, LD, ST, NAME, ...)                            \
-    EW_UNARY_LOOP(EW_SCALAR, NAME##_##SFX, T, T, C, LD, ST, POW_EXP,      \
-                  __VA_ARGS__)
-#define GEN_POWI(SFX, T, C, LD, ST, NAME, ...)                            \
-    EW_UNARY_LOOP(EW_SCALAR, NAME##_##SFX, T, T, C, LD, ST, POW_IEXP,     \
-                  __VA_ARGS__)
-
-/* the exponents PyTorch special-cases (exact squares, sqrt, ...) */
-EW_FLOATS(GEN_UN, sq, x * x)
-EW_FLOATS(GEN_UN, cube, x * x * x)
-EW_FLOATS(GEN_UN, recip, (ew_t)1 / x)
-EW_FLOATS(GEN_UN, rsq, (ew_t)1 / (x * x))
-EW_FLOATS(GEN_POWF, powf, EW_F(powf, pow, x, e_))
-EW_INTS_WRAP(GEN_UN, sq, x * x)
-EW_INTS_WRAP(GEN_UN, cube, x * x * x)
-EW_INTS_WRAP(GEN_POWI, powi, ew_powi_u64(x, e_))
-
-static const dt_loop_fn sq_loops[DT_DTYPE_COUNT] = {
-    EW_TABLE_INTS(sq), EW_TABLE_FLOATS(sq)};
-static const dt_loop_fn cube_loops[DT_DTYPE_COUNT] = {
-    EW_TABLE_INTS(cube), EW_TABLE_FLOATS(cube)};
-/* bool ** bool: PyTorch passes x ** 1 through and gives x ** 0 = 1 */
-EW_UNARY_LOOP(EW_STREAM, powi_b, bool, bool, bool, EW_ID, EW_ID, POW_IEXP,
-              e_ ? x : 1)
-
-static const dt_loop_fn pow_loops[DT_DTYPE_COUNT] = {
-    EW_TABLE_BOOL(powi), EW_TABLE_INTS(powi), EW_TABLE_FLOATS(powf)};
-FLOAT_LOOPS(recip);
-FLOAT_LOOPS(rsq);
-
-/* The loop for x ** e in dtype d: PyTorch's special exponents first. */
-static dt_loop_fn
-pow_loop(dt_dtype d, double e)
+/* PyTorch's formulas, each one pass over (a: gradient, b: the saved
+ * tensor: the input x, or the result y where PyTorch saves that). */
+static inline double
+gelu_grad64(double x)
 {
-    if (d == DT_BOOL) {
-        return pow_loops[d];
-    }
-    if (e == 2.0) {
-        return sq_loops[d];
-    }
-    if (e == 3.0) {
-        return cube_loops[d];
-    }
-    if (dt_dtype_is_floating(d)) {
-        return e == 0.5    ? sqrt_loops[d]
-               : e == -0.5 ? rsqrt_loops[d]
-               : e == -1.0 ? recip_loops[d]
-               : e == -2.0 ? rsq_loops[d]
-                           : pow_loops[d];
-    }
-    return pow_loops[d];
-}
-
-dt_status
-dt_pow_scalar_forward(dt_tensor **out, const dt_tensor *x,
-                      const dt_tensor *exponent)
-{
-    char name[32];
-    const dt_tensor *both[2] = {x, exponent};
-    dt_dtype d = dt_result_type(both, 2);
-    pow_ctx c = {0, 0};
-    dt_ew_name(name, out, x, "pow");
-    if (dt_tensor_numel(exponent) != 1 || exponent->ndim != 0) {
-        return dt_fail(DT_ERR_RUNTIME, "%s: the exponent must be a number "
-                       "or a 0-dim tensor", name);
-    }
-    DT_TRY(dt_tensor_item(&c.fexp, exponent));
-    if (d == DT_FLOAT16 || d == DT_BFLOAT16) {
-        uint16_t bits;             /* PyTorch rounds the exponent to d */
-        dt_store_double(&bits, d, c.fexp);
-        c.fexp = dt_load_double(&bits, d);
-    }
-    if (!dt_dtype_is_floating(d)) {
-        /* exact for int64 exponents past 2**53 */
-        int64_t e = exponent->dtype == DT_INT64
-                        ? *(const int64_t *)dt_tensor_data(exponent)
-                        : (int64_t)c.fexp;
-        if (e < 0) {
-            return dt_fail(DT_ERR_RUNTIME, "%s: Integers to negative integer "
-                           "powers are not allowed.", name);
-        }
-        c.iexp = (uint64_t)e;
-    }
-    return run_unary(out, x, name, d, pow_loop(d, c.fexp), &c);
-}
-
-/* ---------------------------------------------------------------------- */
-/* clamp                                                                   */
-
-/* min(max(x, lo), hi); a NaN anywhere comes out as NaN, and lo > hi gives
- * hi, as in PyTorch. */
-#define MAX_INT(a, b) ((a) > (b) ? (a) : (b))
-#define MIN_INT(a, b) ((a) < (b) ? (a) : (b))
-static inline float
-clampf(float x, float lo, float hi)
-{
-    float t = (x > lo || __builtin_isnan(x)) ? x : lo;
-    return (t < hi || __builtin_isnan(t)) ? t : hi;
+    double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
+    double pdf = 0.39894228040143267794 * exp(-0.5 * x * x);
+    return cdf + x * pdf;
 }
 
 static inline double
-clampd(double x, double lo, double hi)
+gelu_tanh_grad64(double x)
 {
-    double t = (x > lo || __builtin_isnan(x)) ? x : lo;
-    return (t < hi || __builtin_isnan(t)) ? t : hi;
+    const double beta = 0.79788456080286535588, kappa = 0.044715;
+    double x_sq = x * x, x_cube = x_sq * x;
+    double t = tanh(beta * (x + kappa * x_cube));
+    double left_d = 0.5 * (1.0 + t);
+    double inner_d = beta * (1.0 + 3.0 * kappa * x_sq);
+    return left_d + (0.5 * x) * (1.0 - t * t) * inner_d;
 }
 
-/* operands (out, x, lo, hi); the fast path has scalar bounds */
-#define GEN_CLAMP(SFX, T, C, LD, ST, ...)                                 \
-    static EW_STREAM void                                                 \
-    clamp_##SFX(char **p, const int64_t *s, int64_t n, void *ctx)         \
-    {                                                                     \
-        (void)ctx;                                                        \
-        if (s[0] == sizeof(T) && s[1] == sizeof(T) && !s[2] && !s[3]) {   \
-            T *o = (T *)p[0];                                             \
-            const T *xp = (const T *)p[1];                                \
-            const C lo = LD(*(const T *)p[2]), hi = LD(*(const T *)p[3]); \
-            EW_IVDEP                                                      \
-            for (int64_t i = 0; i < n; i++) {                             \
-                C x = LD(xp[i]);                                          \
-                o[i] = ST((__VA_ARGS__));                                 \
-            }                                                             \
-            return;                                                       \
-        }                                                                 \
-        for (int64_t i = 0; i < n; i++) {                                 \
-            C x = LD(EW_AT(const T, p[1], i, s[1]));                      \
-            C lo = LD(EW_AT(const T, p[2], i, s[2]));                     \
-            C hi = LD(EW_AT(const T, p[3], i, s[3]));                     \
-            EW_AT(T, p[0], i, s[0]) = ST((__VA_ARGS__));                  \
-        }                                                                 \
-    }
+#define GEN_GRAD(SFX, T, C, LD, ST, NAME, ATTR, ...)                      \
+    EW_BINARY_LOOP(ATTR, NAME##_grad_##SFX, T, T, C, LD, ST, , __VA_ARGS__)
 
-EW_FLOATS(GEN_CLAMP, EW_F(clampf, clampd, x, lo, hi))
-EW_INTS(GEN_CLAMP, MIN_INT(MAX_INT(x, lo), hi))
-EW_BOOL(GEN_CLAMP, MIN_INT(MAX_INT(x, lo), hi))
+EW_FLOATS(GEN_GRAD, abs, EW_STREAM,
+          a * (ew_t)((b > 0) - (b < 0)))                     /* x */
+EW_FLOATS(GEN_GRAD, exp, EW_STREAM, a * b)                   /* y */
+EW_FLOATS(GEN_GRAD, log, EW_STREAM, a / b)                   /* x */
+EW_FLOATS(GEN_GRAD, sqrt, EW_STREAM, a / (2 * b))            /* y */
+EW_FLOATS(GEN_GRAD, rsqrt, EW_STREAM,
+          ((ew_t)-0.5 * a) * (b * b * b))                    /* y */
+EW_FLOATS(GEN_GRAD, sin, EW_SCALAR, a * EW_F(cosf, cos, b))  /* x */
+EW_FLOATS(GEN_GRAD, cos, EW_SCALAR, a * -EW_F(sinf, sin, b)) /* x */
+EW_FLOATS(GEN_GRAD, tanh, EW_STREAM, a * (1 - b * b))        /* y */
+EW_FLOATS(GEN_GRAD, sigmoid, EW_STREAM, a * (1 - b) * b)     /* y */
+EW_FLOATS(GEN_GRAD, relu, EW_STREAM, b <= 0 ? (ew_t)0 : a)   /* y */
+EW_FLOATS(GEN_GRAD, gelu, EW_COMPUTE,
+          a * EW_F(ew_gelu_erf_grad, gelu_grad64, b))        /* x */
+EW_FLOATS(GEN_GRAD, gelu_tanh, EW_COMPUTE,
+          a * EW_F(ew_gelu_tanh_grad, gelu_tanh_grad64, b))  /* x */
 
-static const dt_loop_fn clamp_loops[DT_DTYPE_COUNT] = {
-    EW_TABLE_BOOL(clamp), EW_TABLE_INTS(clamp), EW_TABLE_FLOATS(clamp)};
+#define GRAD_LOOPS(NAME)                                                  \
+    (const dt_loop_fn[DT_DTYPE_COUNT]){EW_TABLE_FLOATS(NAME##_grad)}
 
-/* A 0-dim tensor holding dtype d's lowest or highest value: what a
- * missing min or max stands for. */
+enum { SAVE_NONE, SAVE_X, SAVE_Y };
+
+typedef struct unary_grad {
+    const char *node;
+    int save;
+    const dt_loop_fn *loops;     /* by dtype; NULL: neg */
+} unary_grad;
+
+static const unary_grad unary_grads[] = {
+    [DT_OP_NEG - DT_OP_NEG] = {"NegBackward0", SAVE_NONE, NULL},
+    [DT_OP_ABS - DT_OP_NEG] = {"AbsBackward0", SAVE_X, GRAD_LOOPS(abs)},
+    [DT_OP_EXP - DT_OP_NEG] = {"ExpBackward0", SAVE_Y, GRAD_LOOPS(exp)},
+    [DT_OP_LOG - DT_OP_NEG] = {"LogBackward0", SAVE_X, GRAD_LOOPS(log)},
+    [DT_OP_SQRT - DT_OP_NEG] = {"SqrtBackward0", SAVE_Y, GRAD_LOOPS(sqrt)},
+    [DT_OP_RSQRT - DT_OP_NEG] = {"RsqrtBackward0", SAVE_Y,
+                                 GRAD_LOOPS(rsqrt)},
+    [DT_OP_SIN - DT_OP_NEG] = {"SinBackward0", SAVE_X, GRAD_LOOPS(sin)},
+    [DT_OP_COS - DT_OP_NEG] = {"CosBackward0", SAVE_X, GRAD_LOOPS(cos)},
+    [DT_OP_TANH - DT_OP_NEG] = {"TanhBackward0", SAVE_Y, GRAD_LOOPS(tanh)},
+    [DT_OP_SIGMOID - DT_OP_NEG] = {"SigmoidBackward0", SAVE_Y,
+                                   GRAD_LOOPS(sigmoid)},
+    [DT_OP_RELU - DT_OP_NEG] = {"ReluBackward0", SAVE_Y, GRAD_LOOPS(relu)},
+    [DT_OP_GELU - DT_OP_NEG] = {"GeluBackward0", SAVE_X, GRAD_LOOPS(gelu)},
+    [DT_OP_GELU_TANH - DT_OP_NEG] = {"GeluBackward0", SAVE_X,
+                                     GRAD_LOOPS(gelu_tanh)},
+};
+_Static_assert(sizeof unary_grads / sizeof unary_grads[0] ==
+               DT_OP_GELU_TANH - DT_OP_NEG + 1, "a unary op lacks its grad");
+
+/* iargs[0]: the op; saved: x or y as unary_grads says */
 static dt_status
-extreme(dt_tensor **out, dt_dtype d, bool high)
+dt_unary_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
 {
-    DT_TRY(dt_tensor_empty(out, NULL, 0, d, DT_DEVICE_CPU));
-    void *p = dt_tensor_data(*out);
-    switch (d) {
-    case DT_BOOL: *(bool *)p = high; break;
-    case DT_UINT8: *(uint8_t *)p = high ? UINT8_MAX : 0; break;
-    case DT_INT32: *(int32_t *)p = high ? INT32_MAX : INT32_MIN; break;
-    case DT_INT64: *(int64_t *)p = high ? INT64_MAX : INT64_MIN; break;
-    default: dt_store_double(p, d, high ? INFINITY : -INFINITY); break;
+    const unary_grad *u = &unary_grads[n->iargs[0] - DT_OP_NEG];
+    dt_dtype d = dt_ew_grad_dtype(go[0]);
+    dt_tensor *saved = NULL;
+    if (!u->loops) {
+        return dt_unary_forward(&gi[0], go[0], DT_OP_NEG);
     }
-    return DT_OK;
+    DT_TRY(dt_node_saved(&saved, n, 0));
+    return dt_ew_grad_run(&gi[0], d, u->loops[d], NULL, go[0], saved, NULL);
 }
 
 dt_status
-dt_clamp_forward(dt_tensor **out, const dt_tensor *x, const dt_tensor *lo,
-                 const dt_tensor *hi)
+dt_unary(dt_tensor **out, const dt_tensor *x, dt_op op)
 {
     char name[32];
-    const dt_tensor *ts[3] = {x, lo, hi};
-    dt_tensor *lo_fill = NULL, *hi_fill = NULL;
-    dt_ew_name(name, out, x, "clamp");
-    if (!lo && !hi) {
-        return dt_fail(DT_ERR_RUNTIME, "%s: At least one of 'min' or 'max' "
-                       "must not be None", name);
+    dt_ew_rec r;
+    DT_ASSERT(op >= DT_OP_NEG && op <= DT_OP_GELU_TANH);
+    const unary_grad *u = &unary_grads[op - DT_OP_NEG];
+    dt_ew_name(name, out, x, unary_ops[op - DT_OP_NEG].name);
+    DT_TRY(dt_ew_rec_begin(&r, out, &x, 1, name));
+    if (!r.record) {
+        return dt_unary_forward(out, x, op);
     }
-    dt_dtype d = dt_ew_result_type(ts, 3);
-    dt_status s = lo ? DT_OK : extreme(&lo_fill, d, false);
-    if (s == DT_OK && !hi) {
-        s = extreme(&hi_fill, d, true);
+    dt_node *n = NULL;
+    dt_status s = u->save == SAVE_X ? dt_ew_rec_keep_self(&r) : DT_OK;
+    if (s == DT_OK) {
+        s = dt_unary_forward(out, x, op);
     }
     if (s == DT_OK) {
-        dt_ew_spec sp = {.name = name, .nin = 3,
-                         .in = {x, lo ? lo : lo_fill, hi ? hi : hi_fill},
-                         .in_dtype = {d, d, d}, .out_dtype = d,
-                         .loop = clamp_loops[d]};
-        s = dt_ew_run(out, &sp);
+        s = dt_ew_rec_node(&n, &r, out, u->node, dt_unary_backward);
     }
-    dt_tensor_release(lo_fill);
-    dt_tensor_release(hi_fill);
-    return s;
+    if (s == DT_OK) {
+        n->iargs[0] = op;
+        n->num_iargs = 1;
+        s = u->save == SAVE_X   ? dt_ew_save_self(n, &r)
+            : u->save == SAVE_Y ? dt_node_save(n, *out)
+                                : DT_OK;
+    }
+    return dt_ew_rec_end(&r, out, s);
 }

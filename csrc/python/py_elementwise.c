@@ -79,22 +79,18 @@ operand(PyObject *o)
     return num;
 }
 
-/* a op b where either may be a number; pow by a number gets its own
- * kernel (and the integer-to-negative-power check). */
+/* a op b where either may be a number, through the recording entry
+ * points; pow by a number gets its own kernel (dt_pow dispatches). */
 static dt_status
 binary_core(dt_tensor **out, const dt_tensor *a, const dt_tensor *b, int op,
             const dt_tensor *alpha, dt_rounding mode)
 {
     switch (op) {
-    case DT_OP_ADD: return dt_add_forward(out, a, b, alpha);
-    case DT_OP_SUB: return dt_sub_forward(out, a, b, alpha);
-    case DT_OP_DIV: return dt_div_forward(out, a, b, mode);
-    case DT_OP_POW:
-        if (b->is_wrapped_number && !a->is_wrapped_number) {
-            return dt_pow_scalar_forward(out, a, b);
-        }
-        return dt_binary_forward(out, a, b, DT_OP_POW);
-    default: return dt_binary_forward(out, a, b, (dt_op)op);
+    case DT_OP_ADD: return dt_add(out, a, b, alpha);
+    case DT_OP_SUB: return dt_sub(out, a, b, alpha);
+    case DT_OP_DIV: return dt_div(out, a, b, mode);
+    case DT_OP_POW: return dt_pow(out, a, b);
+    default: return dt_binary(out, a, b, (dt_op)op);
     }
 }
 
@@ -152,7 +148,7 @@ dt_py_unary(PyObject *a, int op)
     if (!x) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    return finish(dt_unary_forward(&out, x, (dt_op)op), &out, NULL);
+    return finish(dt_unary(&out, x, (dt_op)op), &out, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -302,7 +298,7 @@ unary_entry(int op, const char *name, PyObject *self, PyObject *args,
         out = x;
     }
     PyObject *self_out = mode == MODE_INPLACE ? self : out ? out_o : NULL;
-    return finish(dt_unary_forward(&out, x, (dt_op)op), &out, self_out);
+    return finish(dt_unary(&out, x, (dt_op)op), &out, self_out);
 }
 
 #define UNOP(NAME, OP)                                                    \
@@ -367,7 +363,7 @@ clamp_entry(PyObject *self, PyObject *args, PyObject *kw, int mode)
         out = x;
     }
     PyObject *self_out = mode == MODE_INPLACE ? self : out ? out_o : NULL;
-    res = finish(dt_clamp_forward(&out, x, lo, hi), &out, self_out);
+    res = finish(dt_clamp(&out, x, lo, hi), &out, self_out);
 done:
     dt_tensor_release(lo);
     dt_tensor_release(hi);
@@ -413,8 +409,7 @@ func_gelu(PyObject *m, PyObject *args, PyObject *kw)
                         "be either none or tanh.");
         return NULL;
     }
-    return finish(dt_unary_forward(&out, x, tanh_form ? DT_OP_GELU_TANH
-                                                      : DT_OP_GELU),
+    return finish(dt_unary(&out, x, tanh_form ? DT_OP_GELU_TANH : DT_OP_GELU),
                   &out, NULL);
 }
 
@@ -438,7 +433,7 @@ where_entry(PyObject *self, PyObject *args, PyObject *kw)
     if (dt_py_as_tensor(x_o, &x, "where", "input") == 0 &&
         dt_py_as_tensor(y_o, &y, "where", "other") == 0 &&
         out_arg(out_o, &out, "where") == 0) {
-        res = finish(dt_where_forward(&out, cond, x, y), &out,
+        res = finish(dt_where(&out, cond, x, y), &out,
                      out ? out_o : NULL);
     }
     dt_tensor_release(x);
