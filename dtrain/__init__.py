@@ -17,6 +17,7 @@ from ._ops.reduce import *  # noqa: F401,F403
 from ._ops.index import *  # noqa: F401,F403
 from . import autograd
 from .serialization import load, save
+from . import nn, optim, utils  # noqa: E402  (they import the core above)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 __version__ = "0.1.0"

@@ -122,6 +122,14 @@ class Tensor(_C.TensorBase):
         from ._ops.creation import tensor
         return tensor(data, dtype=dtype or self.dtype)
 
+    def softmax(self, dim, dtype=None):
+        from .nn.functional import softmax
+        return softmax(self, dim, dtype=dtype)
+
+    def log_softmax(self, dim, dtype=None):
+        from .nn.functional import log_softmax
+        return log_softmax(self, dim, dtype=dtype)
+
     # ------------------------------------------------------------ autograd
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False,

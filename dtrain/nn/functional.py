@@ -7,6 +7,7 @@ forward and backward live (csrc/ops/nn_*.c).
 import warnings
 
 from .. import _C
+from .._ops.elementwise import gelu as _gelu
 from .._ops.index import one_hot  # noqa: F401  (torch has it here too)
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -140,8 +141,7 @@ def relu(input, inplace=False):
 
 
 def gelu(input, approximate="none"):
-    return _C.gelu(input, approximate=approximate) if hasattr(_C, "gelu") \
-        else input.gelu(approximate=approximate)
+    return _gelu(input, approximate=approximate)
 
 
 def tanh(input):
