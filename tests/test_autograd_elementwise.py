@@ -7,48 +7,10 @@ import numpy as np
 import pytest
 
 import dtrain
-import gradcheck
 from gradcheck import check_grad
 from helpers import needs_torch, torch, torch_dtype
 
 F64 = dtrain.float64
-
-
-def _sum_records():
-    return (dtrain.ones(2).requires_grad_() * 1).sum().requires_grad
-
-
-class _SeededLoss:
-    """sum(r * u) over the outputs, differentiated by seeding each output
-    with its upstream gradient: check_grad's loss without a differentiable
-    sum (until the reduction family records, this is how it runs here)."""
-
-    def __init__(self, pairs):
-        self.pairs = pairs
-
-    def backward(self):
-        dtrain.autograd.backward(tuple(r for r, _ in self.pairs),
-                                 tuple(u for _, u in self.pairs))
-
-    def item(self):
-        return sum((r * u).sum().item() for r, u in self.pairs)
-
-
-_plain_loss = gradcheck._scalar_loss
-
-
-def _loss(res, ups):
-    pairs = [(r, u) for r, u in zip(gradcheck._outputs(res), ups)
-             if r is not None and r.dtype.is_floating_point]
-    if not pairs or not isinstance(pairs[0][0], dtrain.Tensor):
-        return _plain_loss(res, ups)
-    return _SeededLoss(pairs)
-
-
-@pytest.fixture(autouse=True)
-def _loss_without_sum(monkeypatch):
-    if not _sum_records():
-        monkeypatch.setattr(gradcheck, "_scalar_loss", _loss)
 
 
 def leaf(values, dtype=F64):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import dtrain
-import gradcheck
 from gradcheck import check_grad
 from helpers import torch
 
@@ -32,45 +31,6 @@ def _split_key(key):
                     for k in items)
         return out if isinstance(key, tuple) else out[0]
     return tensors, rebuild
-
-
-# ---------------------------------------------------------------------------
-# check_grad's loss sum(fn(x) * u) needs mul and sum to be differentiable;
-# on a branch where they are not yet, seed the outputs with u directly
-# (the same gradient), so these tests exercise only the ops under test.
-
-def _ops_differentiable():
-    x = dtrain.ones(2).requires_grad_()
-    return (x * x).sum().requires_grad
-
-
-class _SeededLoss:
-    def __init__(self, pairs):
-        self.pairs = pairs
-
-    def backward(self):
-        pairs = [(r, u) for r, u in self.pairs if r.requires_grad]
-        dtrain.autograd.backward([r for r, _ in pairs], [u for _, u in pairs])
-
-    def item(self):
-        with dtrain.no_grad():
-            return sum((r * u).sum().item() for r, u in self.pairs)
-
-
-@pytest.fixture(autouse=True)
-def _seeded_loss(monkeypatch):
-    if _ops_differentiable():
-        return
-    original = gradcheck._scalar_loss
-
-    def loss(res, ups):
-        outs = gradcheck._outputs(res)
-        if not any(isinstance(r, dtrain.Tensor) for r in outs):
-            return original(res, ups)
-        return _SeededLoss([(r, u) for r, u in zip(outs, ups)
-                            if r is not None and r.dtype.is_floating_point])
-
-    monkeypatch.setattr(gradcheck, "_scalar_loss", loss)
 
 
 def _lib(x):

@@ -7,28 +7,10 @@ import numpy as np
 import pytest
 
 import dtrain
-import gradcheck
 from gradcheck import check_grad
 from helpers import needs_torch, torch
 
 INF = float("inf")
-
-
-def _dot_loss(res, ups):
-    """sum(r * u) as a dot product, for a build whose elementwise ops don't
-    record yet (the reduction and matmul nodes are what is under test)."""
-    terms = [r.reshape(-1).dot(u.reshape(-1))
-             for r, u in zip(gradcheck._outputs(res), ups)
-             if r is not None and r.dtype.is_floating_point]
-    assert len(terms) == 1
-    return terms[0]
-
-
-@pytest.fixture(autouse=True)
-def _loss_without_mul(monkeypatch):
-    x = dtrain.ones(1).requires_grad_()
-    if not (x * 1).requires_grad:
-        monkeypatch.setattr(gradcheck, "_scalar_loss", _dot_loss)
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import pytest
 
 import dtrain
 import dtrain.nn.functional as F
-import gradcheck
 from gradcheck import check_grad
 from helpers import assert_close, needs_torch, torch
 
@@ -15,48 +14,6 @@ if torch is not None:
     import torch.nn.functional as TF
 
 pytestmark = [needs_torch, pytest.mark.filterwarnings("ignore::UserWarning")]
-
-
-# --------------------------------------------------------------------------
-# check_grad builds sum(out * upstream) with dtrain's mul and sum. Until
-# those are differentiable on this branch (they come with the elementwise
-# and reduction gradients), the loss below backpropagates `upstream` into
-# the op's outputs directly, which is the same gradient.
-
-def _mul_is_differentiable():
-    x = dtrain.tensor([1.0]).requires_grad_()
-    return (x * 2.0).sum().requires_grad
-
-
-class _DirectLoss:
-    def __init__(self, res, ups):
-        self.pairs = [(r, u) for r, u in zip(gradcheck._outputs(res), ups)
-                      if r is not None and r.dtype.is_floating_point]
-
-    def backward(self):
-        for r, u in self.pairs:
-            r.backward(u)
-
-    def item(self):
-        return sum(float((r.detach().double().numpy() *
-                          u.double().numpy()).sum()) for r, u in self.pairs)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _grad_loss():
-    if _mul_is_differentiable():
-        yield
-        return
-    original = gradcheck._scalar_loss
-
-    def loss(res, ups):
-        if isinstance(gradcheck._outputs(res)[0], dtrain.Tensor):
-            return _DirectLoss(res, ups)
-        return original(res, ups)
-
-    gradcheck._scalar_loss = loss
-    yield
-    gradcheck._scalar_loss = original
 
 
 def pair(name, **kw):
