@@ -127,6 +127,23 @@ def scenario_init(method, path=None):
     print("OK")
 
 
+def scenario_reinit(method, path=None):
+    """init/destroy three times in a row on the same port or file."""
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    for i in range(3):
+        if method == "env":
+            dist.init_process_group("gloo")
+        else:
+            dist.init_process_group("gloo", init_method=f"file://{path}",
+                                    rank=rank, world_size=world)
+        t = dtrain.tensor([float(i)])
+        dist.all_reduce(t)
+        assert t.tolist() == [i * world], t
+        assert dist.group.WORLD._c.failure is None
+        dist.destroy_process_group()
+    print("OK")
+
+
 def scenario_kill(victim):
     """`victim` starts a 64 MiB all_reduce and SIGKILLs itself mid-way."""
     dist.init_process_group("gloo", timeout=timedelta(seconds=30))
@@ -148,6 +165,7 @@ def scenario_kill(victim):
         print("SECOND NO ERROR")
     except DistBackendError as e:
         print(f"SECOND {e}")
+    print(f"FAILURE {dist.group.WORLD._c.failure}")
     sys.stdout.flush()
     dist.destroy_process_group()
 
@@ -188,7 +206,7 @@ def scenario_interrupt():
     (the GIL is released) and SIGINT stops the wait."""
     dist.init_process_group("gloo", timeout=timedelta(seconds=30))
     if dist.get_rank() == 1:
-        time.sleep(6)
+        time.sleep(3.5)
         os._exit(0)
     ticks = [0]
     stop = threading.Event()
@@ -221,6 +239,11 @@ def test_init_methods(method, tmp_path):
     assert_ok(run(2, "scenario_init", method, path))
     if method == "file":
         assert not path.exists(), "the last user should delete the file"
+
+
+@pytest.mark.parametrize("method", ["env", "file"])
+def test_init_again_after_destroy(method, tmp_path):
+    assert_ok(run(2, "scenario_reinit", method, tmp_path / "store"))
 
 
 def test_init_three_ranks():
@@ -360,6 +383,7 @@ def test_peer_killed_mid_collective():
         assert "all_reduce #2 (float32, 16777216 elements" in msg
         assert f"on rank {r}" in msg
         assert "SECOND" in out and "no longer usable" in out, out
+        assert "FAILURE all_reduce #2" in out, out
         assert results[r][0] == 0, results[r][2][-2000:]
 
 
@@ -389,11 +413,13 @@ def test_detail_mode_mismatch_raises_everywhere():
 
 def test_ctrl_c_interrupts_a_wait():
     procs = start(2, "scenario_interrupt")
-    line = procs[0].stdout.readline()
-    assert "WAITING" in line, procs[0].stderr.read()
-    time.sleep(1.0)
-    procs[0].send_signal(signal.SIGINT)
-    results = finish(procs)
+    try:
+        line = procs[0].stdout.readline()
+        assert "WAITING" in line, procs[0].stderr.read()
+        time.sleep(1.0)
+        procs[0].send_signal(signal.SIGINT)
+    finally:
+        results = finish(procs)
     out = line + results[0][1]
     assert "INTERRUPTED" in out, results[0]
     seconds, ticks = out.split("INTERRUPTED ", 1)[1].split()[:2]

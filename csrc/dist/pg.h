@@ -128,8 +128,13 @@ typedef struct dt_pg_ops {
                       size_t nbytes, int dst, uint32_t tag);
     dt_status (*recv)(dt_pg *pg, dt_work **out, void *data, size_t nbytes,
                       int src, uint32_t tag);
-    /* Fails pending and later operations at once (closing connections). */
+    /* Fails queued and later operations and pending send/recv at once,
+     * and closes the connections so peers fail fast (a collective already
+     * running here ends at its timeout: Gloo cannot interrupt it). */
     void (*abort)(dt_pg *pg, const char *why);
+    /* Why the group is no longer usable (after a failure or abort), into
+     * buf; false while it is healthy. */
+    bool (*failure)(dt_pg *pg, char *buf, size_t n);
     /* Finishes queued work, stops the threads, frees everything. */
     void (*destroy)(dt_pg *pg);
 } dt_pg_ops;

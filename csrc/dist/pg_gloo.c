@@ -340,6 +340,19 @@ dt_gloo_pg_destroy(dt_pg *pg_)
     pg_free_fields(pg);
 }
 
+bool
+dt_gloo_pg_failure(dt_pg *pg_, char *buf, size_t n)
+{
+    gloo_pg *pg = (gloo_pg *)pg_;
+    pthread_mutex_lock(&pg->lock);
+    bool dead = atomic_load(&pg->dead);
+    if (dead && n) {
+        snprintf(buf, n, "%s", pg->dead_msg);
+    }
+    pthread_mutex_unlock(&pg->lock);
+    return dead;
+}
+
 void
 dt_pg_gloo_tune(dt_pg *pg_, const dt_pg_gloo_tuning *t)
 {

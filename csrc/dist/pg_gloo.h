@@ -82,6 +82,7 @@ typedef struct gloo_pg {
 dt_status dt_gloo_submit(gloo_pg *pg, dt_work **out, const gloo_job *tmpl);
 void dt_gloo_pg_abort(dt_pg *pg, const char *why);
 void dt_gloo_pg_destroy(dt_pg *pg);
+bool dt_gloo_pg_failure(dt_pg *pg, char *buf, size_t n);
 
 /* pg_gloo_ops.c */
 extern const dt_pg_ops dt_gloo_ops;

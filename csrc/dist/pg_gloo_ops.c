@@ -217,5 +217,6 @@ const dt_pg_ops dt_gloo_ops = {
     .send = pg_send,
     .recv = pg_recv,
     .abort = dt_gloo_pg_abort,
+    .failure = dt_gloo_pg_failure,
     .destroy = dt_gloo_pg_destroy,
 };

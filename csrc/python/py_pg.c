@@ -391,6 +391,20 @@ pg_size(py_pg *self, void *Py_UNUSED(closure))
 }
 
 static PyObject *
+pg_failure(py_pg *self, void *Py_UNUSED(closure))
+{
+    dt_pg *pg = dt_py_pg_get(self);
+    char buf[1024];
+    if (!pg) {
+        return NULL;
+    }
+    if (!pg->ops->failure(pg, buf, sizeof buf)) {
+        Py_RETURN_NONE;
+    }
+    return PyUnicode_FromString(buf);
+}
+
+static PyObject *
 pg_backend(py_pg *self, void *Py_UNUSED(closure))
 {
     dt_pg *pg = dt_py_pg_get(self);
@@ -418,6 +432,8 @@ static PyGetSetDef pg_getset[] = {
      NULL},
     {"size", (getter)pg_size, NULL, "the number of ranks", NULL},
     {"backend", (getter)pg_backend, NULL, "\"gloo\"", NULL},
+    {"failure", (getter)pg_failure, NULL,
+     "why the group is no longer usable, or None", NULL},
     {NULL, NULL, NULL, NULL, NULL} /* sentinel */
 };
 

@@ -1,8 +1,8 @@
 /* py_pg_coll.c: the collective methods of _C._ProcessGroupGloo.
  *
- * Each checks its tensors (CPU, contiguous, dtypes and sizes agree), bumps
- * the version of every tensor it will write, queues the operation with the
- * tensors attached to the work (so they outlive a dropped Work), and then
+ * Each checks its tensors (CPU, contiguous, dtypes and sizes agree), queues
+ * the operation, bumps the version of every tensor it writes, attaches the
+ * tensors to the work (so they outlive a dropped Work), and then
  * returns a _C._Work (async_op=True) or waits without the GIL and returns
  * None. Ranks are group ranks; c10d.py translates global ones.
  */
@@ -10,9 +10,10 @@
 
 #define MAX_KEEP 4
 
-/* The tensors one call hands to the comm thread. */
+/* The tensors one call hands to the comm thread (and which it writes). */
 typedef struct call {
     dt_tensor *keep[MAX_KEEP];
+    bool writes[MAX_KEEP];
     int nkeep;
 } call;
 
@@ -34,10 +35,8 @@ check_tensor(call *c, dt_tensor *t, bool writes, const char *op,
         return -1;
     }
     DT_ASSERT(c->nkeep < MAX_KEEP);
+    c->writes[c->nkeep] = writes;
     c->keep[c->nkeep++] = t;
-    if (writes) {
-        dt_tensor_bump_version(t);
-    }
     return 0;
 }
 
@@ -81,6 +80,11 @@ finish(dt_status s, dt_work *w, call *c, int async_op)
 {
     if (s != DT_OK) {
         return raise_submit(s);
+    }
+    for (int i = 0; i < c->nkeep; i++) {
+        if (c->writes[i]) {
+            dt_tensor_bump_version(c->keep[i]);    /* an in-place write */
+        }
     }
     for (int i = 0; i < c->nkeep && s == DT_OK; i++) {
         s = dt_work_keep(w, c->keep[i]);

@@ -17,12 +17,13 @@ import atexit
 import enum
 import os
 import socket
+import time
 import warnings
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 from .. import _C
-from .._C import DistBackendError
+from .._C import DistBackendError, DistError, DistNetworkError
 from .file_store import FileStore
 from ._work import Future, Work
 from .store import PrefixStore, Store, TCPStore
@@ -129,6 +130,8 @@ class _WorldState:
         self.group_count = 0
         self.timeout = default_pg_timeout
         self.own_store = False            # made by the rendezvous: close it
+        self.generation = 0               # this init's number on the store
+        self.rank = self.world_size = 0
 
 
 _world = _WorldState()
@@ -281,8 +284,19 @@ def _rendezvous(url, rank, world_size, timeout):
 
 def _tcp_store(host, port, rank, world_size, timeout):
     # rank 0 hosts the store, as with torch's env:// (the launcher does not)
-    return TCPStore(host, port, world_size, is_master=(rank == 0),
-                    timeout=timeout)
+    if rank == 0:
+        return TCPStore(host, port, world_size, is_master=True,
+                        timeout=timeout)
+    # A client may reach the previous init's server as it shuts down (it
+    # closes its connections just before its listening socket): retry.
+    deadline = time.monotonic() + timeout.total_seconds()
+    while True:
+        try:
+            return TCPStore(host, port, world_size, timeout=timeout)
+        except DistNetworkError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------
@@ -339,8 +353,9 @@ def _seconds(timeout):
 def _make_group(store, rank, ranks, timeout, name):
     spec, prefix = _c_store(store)
     iface = os.environ.get("GLOO_SOCKET_IFNAME", "").split(",")[0]
+    keys = f"{prefix}gen{_world.generation}/{name}/"
     c_pg = _C._ProcessGroupGloo(spec, rank, len(ranks), _seconds(timeout),
-                                f"{prefix}{name}/", group_name=name,
+                                keys, group_name=name,
                                 global_ranks=ranks, debug=_debug_detail(),
                                 hostname=_bind_host(store), iface=iface)
     pg = ProcessGroup(c_pg, ranks, name, store)
@@ -390,13 +405,18 @@ def init_process_group(backend=None, init_method=None, timeout=None,
     name = group_name or "default_pg"
     _world.group_count = 0
     try:
+        # Every init on a store gets fresh keys: a store reused after
+        # destroy_process_group (a FileStore path, store=) must not hand
+        # out the last generation's addresses.
+        _world.generation = (store.add(_GENERATION_KEY, 1) - 1) // world_size
         pg = _make_group(store, rank, list(range(world_size)), timeout, name)
     except BaseException:
         if owned:
             _close_quietly(store)
         raise
     _world.default_pg, _world.store, _world.timeout = pg, store, timeout
-    _world.own_store = owned
+    _world.own_store, _world.rank = owned, rank
+    _world.world_size = world_size
 
 
 def _close_quietly(store):
@@ -404,6 +424,32 @@ def _close_quietly(store):
         store.close()
     except Exception:
         pass
+
+
+_GENERATION_KEY = "dtrain/generation"
+_LEFT_KEY = "dtrain/left"
+_LEAVE_SECONDS = 5.0
+
+
+def _leave(store, rank, world, generation):
+    """Before closing a store the rendezvous made, wait (at most 5 s) for
+    every rank to leave. TCP: rank 0 closes the server only then, and the
+    others return only once it is gone (their parked wait sees the
+    connection close), so an init_process_group right after this on the
+    same port cannot meet the old server. FileStore: nobody reopens the
+    file while a slower rank still has it open from this generation."""
+    try:
+        store.add(_LEFT_KEY, 1)
+        everyone = world * (generation + 1)
+        if isinstance(store, TCPStore) and rank != 0:
+            store.wait(["dtrain/never"], timedelta(seconds=_LEAVE_SECONDS))
+            return
+        deadline = time.monotonic() + _LEAVE_SECONDS
+        while store.add(_LEFT_KEY, 0) < everyone and \
+                time.monotonic() < deadline:
+            time.sleep(0.002)
+    except DistError:
+        pass      # the server is gone (what the wait above waits for)
 
 
 def new_group(ranks=None, timeout=None, backend=None, pg_options=None,
@@ -443,11 +489,16 @@ def destroy_process_group(group=None):
         return
     if group is None or group is GroupMember.WORLD:
         _default_pg("destroy_process_group")
-        for pg in reversed(_world.groups):
+        w = _world
+        store, owned = w.store, w.own_store
+        leave = (store, w.rank, w.world_size, w.generation)
+        healthy = w.default_pg._c.failure is None
+        for pg in reversed(w.groups):
             pg._c.shutdown()
-        store, owned = _world.store, _world.own_store
         _world.__init__()
         if owned:
+            if healthy:            # after a failure, peers may be gone
+                _leave(*leave)
             _close_quietly(store)
         return
     pg = _resolve(group, "destroy_process_group")
