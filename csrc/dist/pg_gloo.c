@@ -247,7 +247,7 @@ dt_gloo_submit(gloo_pg *pg, dt_work **out, const gloo_job *tmpl)
     if (s != DT_OK) {
         pthread_mutex_unlock(&pg->lock);
         dt_work_release(job->work);
-        job->work = NULL;
+        free(job);          /* counts and p2p stay the caller's to free */
         return s;
     }
     dt_work_retain(job->work);            /* the caller's reference */
