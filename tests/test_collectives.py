@@ -216,6 +216,15 @@ def case_gathers(c, dist):
                   async_op)
             c.check(f"all_gather_into_tensor {dtype} n={n}", _np(flat), want,
                     dtype)
+            # uneven sizes (allgatherv), zero-sized contributions included
+            sizes = [(r * 3 + n) % 5 for r in range(w)]
+            outs = [dtrain.zeros(k, dtype=_dt(dtype)) for k in sizes]
+            mine_v = _tensor(c.inputs(c.rank, sizes[c.rank], dtype), dtype)
+            _wait(dist.all_gather(outs, mine_v, async_op=async_op), async_op)
+            c.check(f"all_gather uneven {dtype} {sizes}",
+                    np.concatenate([_np(o) for o in outs]),
+                    np.concatenate([c.inputs(r, k, dtype)
+                                    for r, k in enumerate(sizes)]), dtype)
             root = c.case % w
             gl = ([dtrain.zeros(n, dtype=_dt(dtype)) for _ in range(w)]
                   if c.rank == root else None)

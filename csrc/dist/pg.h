@@ -100,9 +100,12 @@ typedef struct dt_pg_ops {
     /* In place; root's data gets the result, others' is scratch. */
     dt_status (*reduce)(dt_pg *pg, dt_work **out, void *data, size_t count,
                         dt_dtype dtype, dt_reduce_op op, int root);
-    /* recv: size * count, rank-major. */
+    /* recv: size * count, rank-major; or, given recv_counts (copied),
+     * rank i's recv_counts[i] elements in rank order (this rank's entry
+     * must be count). */
     dt_status (*allgather)(dt_pg *pg, dt_work **out, void *recv,
-                           const void *send, size_t count, dt_dtype dtype);
+                           const size_t *recv_counts, const void *send,
+                           size_t count, dt_dtype dtype);
     /* recv (root only, else NULL): size * count. */
     dt_status (*gather)(dt_pg *pg, dt_work **out, void *recv,
                         const void *send, size_t count, dt_dtype dtype,

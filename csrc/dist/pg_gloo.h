@@ -36,7 +36,8 @@ typedef struct gloo_job {
     void *recv;                  /* in-place ops: the data */
     const void *send;
     size_t count;                /* elements per rank (p2p: bytes) */
-    size_t *counts;              /* alltoallv: recv[size], send[size] */
+    size_t *counts;              /* alltoallv: recv[size], send[size];
+                                  * allgatherv: recv[size] */
     dt_dtype dtype;
     dt_reduce_op op;
     int root;                    /* root, or p2p peer (-1: any) */

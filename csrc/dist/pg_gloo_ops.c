@@ -6,6 +6,7 @@
 #include "pg_gloo.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static dt_status
@@ -69,13 +70,39 @@ pg_reduce(dt_pg *pg, dt_work **out, void *data, size_t count,
     return dt_gloo_submit((gloo_pg *)pg, out, &j);
 }
 
+/* A copy of n counts for a job (NULL counts: NULL). */
 static dt_status
-pg_allgather(dt_pg *pg, dt_work **out, void *recv, const void *send,
-             size_t count, dt_dtype dtype)
+copy_counts(size_t **out, const size_t *counts, size_t n, const char *op)
 {
+    *out = NULL;
+    if (counts && !(*out = malloc(n * sizeof **out))) {
+        return dt_fail(DT_ERR_NOMEM, "out of memory in %s", op);
+    }
+    if (counts) {
+        memcpy(*out, counts, n * sizeof **out);
+    }
+    return DT_OK;
+}
+
+static dt_status
+pg_allgather(dt_pg *pg_, dt_work **out, void *recv, const size_t *counts,
+             const void *send, size_t count, dt_dtype dtype)
+{
+    gloo_pg *pg = (gloo_pg *)pg_;
+    if (counts && counts[pg->base.rank] != count) {
+        return dt_fail(DT_ERR_VALUE, "all_gather: this rank sends %zu "
+                       "elements but its entry in the counts is %zu", count,
+                       counts[pg->base.rank]);
+    }
     gloo_job j = {.kind = GLOO_ALLGATHER, .recv = recv, .send = send,
                   .count = count, .dtype = dtype};
-    return dt_gloo_submit((gloo_pg *)pg, out, &j);
+    DT_TRY(copy_counts(&j.counts, counts, (size_t)pg->base.size,
+                       "all_gather"));
+    dt_status s = dt_gloo_submit(pg, out, &j);
+    if (s != DT_OK) {
+        free(j.counts);
+    }
+    return s;
 }
 
 static dt_status

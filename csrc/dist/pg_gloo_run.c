@@ -328,6 +328,10 @@ run_collective(gloo_pg *pg, const gloo_job *job)
     case GLOO_REDUCE:
         return dt_gloo_reduce(c, job->recv, n, es, fn, job->root, tag, t);
     case GLOO_ALLGATHER:
+        if (job->counts) {
+            return dt_gloo_allgatherv(c, job->recv, job->send, job->counts,
+                                      es, tag, t);
+        }
         return dt_gloo_allgather(c, job->recv, job->send, n * es, tag, t);
     case GLOO_GATHER:
         return dt_gloo_gather(c, job->recv, job->send, n * es, job->root,

@@ -185,26 +185,85 @@ check_gathered(call *c, dt_tensor *out, dt_tensor *in, int size, bool writes,
     return 0;
 }
 
+/* counts: None, or `size` element counts summing to numel(t). */
+static int
+parse_counts(PyObject *o, size_t **out, dt_tensor *t, int size,
+             const char *op, const char *arg)
+{
+    *out = NULL;
+    if (o == Py_None) {
+        if (dt_tensor_numel(t) % size != 0) {
+            PyErr_Format(PyExc_ValueError, "%s: '%s' has %lld elements, "
+                         "not divisible by the group size %d", op, arg,
+                         (long long)dt_tensor_numel(t), size);
+            return -1;
+        }
+        return 0;
+    }
+    int64_t *tmp = PyMem_Malloc((size_t)size * sizeof *tmp);
+    *out = PyMem_Malloc((size_t)size * sizeof **out);
+    int n = tmp && *out ? dt_py_parse_int_list(o, tmp, size, op)
+                        : (PyErr_NoMemory(), -1);
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) {
+        if (tmp[i] < 0) {
+            n = -2;
+            break;
+        }
+        sum += tmp[i];
+        (*out)[i] = (size_t)tmp[i];
+    }
+    if (n >= 0 && (n != size || sum != dt_tensor_numel(t))) {
+        PyErr_Format(PyExc_ValueError, "%s: %s counts must be %d numbers "
+                     "summing to %lld elements", op, arg, size,
+                     (long long)dt_tensor_numel(t));
+        n = -1;
+    } else if (n == -2) {
+        PyErr_Format(PyExc_ValueError, "%s: %s counts must not be "
+                     "negative", op, arg);
+    }
+    PyMem_Free(tmp);
+    if (n < 0) {
+        PyMem_Free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 coll_allgather(py_pg *self, PyObject *args)
 {
     dt_tensor *out, *in;
+    PyObject *counts_obj = Py_None;
     int async_op = 0;
     call c = {0};
-    if (!PyArg_ParseTuple(args, "O&O&|p:allgather", dt_py_tensor_converter,
-                          &out, dt_py_tensor_converter, &in, &async_op)) {
+    size_t *counts = NULL;
+    if (!PyArg_ParseTuple(args, "O&O&|Op:allgather", dt_py_tensor_converter,
+                          &out, dt_py_tensor_converter, &in, &counts_obj,
+                          &async_op)) {
         return NULL;
     }
     PG_OR_NULL(self, pg);
-    if (check_tensor(&c, in, false, "all_gather", "input") < 0 ||
-        check_gathered(&c, out, in, pg->size, true, "all_gather",
-                       "output") < 0) {
+    if (check_tensor(&c, in, false, "all_gather", "input") < 0) {
+        return NULL;
+    }
+    if (counts_obj == Py_None) {
+        if (check_gathered(&c, out, in, pg->size, true, "all_gather",
+                           "output") < 0) {
+            return NULL;
+        }
+    } else if (check_tensor(&c, out, true, "all_gather", "output") < 0 ||
+               check_same_dtype(out, in, "all_gather") < 0 ||
+               parse_counts(counts_obj, &counts, out, pg->size,
+                            "all_gather", "output") < 0) {
         return NULL;
     }
     dt_work *w = NULL;
-    dt_status s = pg->ops->allgather(pg, &w, dt_tensor_data(out),
+    dt_status s = pg->ops->allgather(pg, &w, dt_tensor_data(out), counts,
                                      dt_tensor_data(in),
                                      (size_t)dt_tensor_numel(in), in->dtype);
+    PyMem_Free(counts);
     return finish(s, w, &c, async_op);
 }
 
@@ -293,52 +352,6 @@ coll_reduce_scatter(py_pg *self, PyObject *args)
     return finish(s, w, &c, async_op);
 }
 
-/* counts: None, or `size` element counts summing to numel(t). */
-static int
-parse_counts(PyObject *o, size_t **out, dt_tensor *t, int size,
-             const char *arg)
-{
-    *out = NULL;
-    if (o == Py_None) {
-        if (dt_tensor_numel(t) % size != 0) {
-            PyErr_Format(PyExc_ValueError, "all_to_all: '%s' has %lld "
-                         "elements, not divisible by the group size %d", arg,
-                         (long long)dt_tensor_numel(t), size);
-            return -1;
-        }
-        return 0;
-    }
-    int64_t *tmp = PyMem_Malloc((size_t)size * sizeof *tmp);
-    *out = PyMem_Malloc((size_t)size * sizeof **out);
-    int n = tmp && *out ? dt_py_parse_int_list(o, tmp, size, "all_to_all")
-                        : (PyErr_NoMemory(), -1);
-    int64_t sum = 0;
-    for (int i = 0; i < n; i++) {
-        if (tmp[i] < 0) {
-            n = -2;
-            break;
-        }
-        sum += tmp[i];
-        (*out)[i] = (size_t)tmp[i];
-    }
-    if (n >= 0 && (n != size || sum != dt_tensor_numel(t))) {
-        PyErr_Format(PyExc_ValueError, "all_to_all: %s splits must be %d "
-                     "counts summing to %lld elements", arg, size,
-                     (long long)dt_tensor_numel(t));
-        n = -1;
-    } else if (n == -2) {
-        PyErr_Format(PyExc_ValueError, "all_to_all: %s splits must not be "
-                     "negative", arg);
-    }
-    PyMem_Free(tmp);
-    if (n < 0) {
-        PyMem_Free(*out);
-        *out = NULL;
-        return -1;
-    }
-    return 0;
-}
-
 static PyObject *
 coll_alltoall(py_pg *self, PyObject *args)
 {
@@ -356,8 +369,10 @@ coll_alltoall(py_pg *self, PyObject *args)
     if (check_tensor(&c, in, false, "all_to_all", "input") < 0 ||
         check_tensor(&c, out, true, "all_to_all", "output") < 0 ||
         check_same_dtype(out, in, "all_to_all") < 0 ||
-        parse_counts(out_splits, &oc, out, pg->size, "output") < 0 ||
-        parse_counts(in_splits, &ic, in, pg->size, "input") < 0) {
+        parse_counts(out_splits, &oc, out, pg->size, "all_to_all",
+                     "output") < 0 ||
+        parse_counts(in_splits, &ic, in, pg->size, "all_to_all",
+                     "input") < 0) {
         PyMem_Free(oc);
         return NULL;
     }
@@ -440,8 +455,9 @@ PyMethodDef dt_py_pg_coll_methods[] = {
      "reduce(tensor, op, root, async_op=False)\n--\n\nIn place; the "
      "result is on root."},
     {"allgather", (PyCFunction)coll_allgather, METH_VARARGS,
-     "allgather(output, input, async_op=False)\n--\n\n"
-     "output: size * numel(input) elements, rank-major."},
+     "allgather(output, input, counts=None, async_op=False)\n--\n\n"
+     "output: size * numel(input) elements, rank-major; with counts, "
+     "counts[i] elements from rank i."},
     {"gather", (PyCFunction)coll_gather, METH_VARARGS,
      "gather(output_or_None, input, root, async_op=False)\n--\n\n"
      "output (root only): size * numel(input) elements."},

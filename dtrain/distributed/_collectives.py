@@ -7,7 +7,8 @@ Ctrl-C works) and returns None. On a rank that is not in `group`, every
 collective warns and returns None, as in torch.
 
 Tensors must be contiguous CPU dtrain tensors with the same dtype and size
-on every rank. Operations whose torch signature takes lists (all_gather,
+on every rank (all_gather and all_to_all also take lists of uneven sizes,
+as long as every rank passes the same sizes). Operations whose torch signature takes lists (all_gather,
 gather, scatter, reduce_scatter, all_to_all) pack them into one flat
 buffer and unpack after completion; the *_tensor / *_single variants use
 the caller's tensors directly. AVG is a SUM followed by a division
@@ -139,7 +140,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None,
     pg = _resolve(group, "all_gather_into_tensor")
     if pg is None:
         return None
-    work = pg._c.allgather(output_tensor, input_tensor, async_op)
+    work = pg._c.allgather(output_tensor, input_tensor, None, async_op)
     return _done(pg, work, [output_tensor], async_op)
 
 
@@ -151,13 +152,20 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
         return None
     _check_list_len(tensor_list, pg.size(), "all_gather", "tensor_list")
     for i, t in enumerate(tensor_list):
-        if t.numel() != tensor.numel() or t.dtype != tensor.dtype:
+        if t.dtype != tensor.dtype:
             raise ValueError(f"all_gather: tensor_list[{i}] must have the "
-                             f"size and dtype of tensor ({tensor.dtype}, "
-                             f"{tensor.numel()} elements), got {t.dtype}, "
-                             f"{t.numel()}")
-    flat = _flat(tensor, pg.size())
-    work = pg._c.allgather(flat, tensor, async_op)
+                             f"dtype of tensor ({tensor.dtype}), got "
+                             f"{t.dtype}")
+    counts = [t.numel() for t in tensor_list]
+    if counts[pg.rank()] != tensor.numel():
+        raise ValueError(f"all_gather: tensor_list[{pg.rank()}] (this "
+                         f"rank's) must have the size of tensor "
+                         f"({tensor.numel()} elements), got "
+                         f"{counts[pg.rank()]}")
+    uneven = any(n != tensor.numel() for n in counts)
+    flat = empty(sum(counts), dtype=tensor.dtype)
+    work = pg._c.allgather(flat, tensor, counts if uneven else None,
+                           async_op)
     return _done(pg, work, list(tensor_list), async_op,
                  lambda: _unpack(flat, tensor_list))
 
