@@ -59,7 +59,7 @@ ext = Extension(
     "dtrain._C",
     sources=sources,
     include_dirs=["csrc", numpy.get_include()],
-    libraries=["openblas", "m"],
+    libraries=["openblas", "m", "gloo"],
     extra_link_args=link,
     depends=glob.glob("csrc/**/*.h", recursive=True),
 )

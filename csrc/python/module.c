@@ -130,6 +130,7 @@ int dt_py_dtype_init(PyObject *module);          /* dtype_type.c */
 int dt_py_tensor_type_init(PyObject *module);    /* tensor_type.c */
 int dt_py_autograd_init(PyObject *module);       /* py_autograd.c */
 int dt_py_store_init(PyObject *module);          /* py_store.c */
+int dt_py_pg_init(PyObject *module);             /* py_pg.c */
 
 static int
 add_functions(PyObject *module)
@@ -154,8 +155,8 @@ dt_module_exec(PyObject *module)
     dt_py_st = PyModule_GetState(module);
     if (dt_py_numpy_init() < 0 || dt_py_dtype_init(module) < 0 ||
         dt_py_tensor_type_init(module) < 0 || add_functions(module) < 0 ||
-        dt_py_autograd_init(module) < 0 ||
-        dt_py_store_init(module) < 0) {
+        dt_py_autograd_init(module) < 0 || dt_py_store_init(module) < 0 ||
+        dt_py_pg_init(module) < 0) {
         return -1;
     }
     return 0;

@@ -1,8 +1,17 @@
-"""dtrain.distributed: what torch.distributed offers, so far the stores
-that ranks rendezvous through (process groups build on them)."""
+"""dtrain.distributed: torch.distributed's API. Stores (TCPStore,
+FileStore, PrefixStore, HashStore) for rendezvous, process groups over
+Gloo (CPU) and the collectives (all_reduce, broadcast, ..., send/recv,
+object collectives with a safe encoding)."""
 from .store import (DistError, DistNetworkError, DistStoreError,
                     DistStoreTimeoutError, HashStore, PrefixStore, Store,
                     TCPStore)
+from .file_store import FileStore
+from .c10d import *  # noqa: F401,F403
+from ._collectives import *  # noqa: F401,F403
+from ._objects import *  # noqa: F401,F403
+from . import c10d as _c10d, _collectives, _objects
 
-__all__ = ["Store", "TCPStore", "PrefixStore", "HashStore", "DistError",
-           "DistStoreError", "DistNetworkError", "DistStoreTimeoutError"]
+__all__ = (["Store", "TCPStore", "PrefixStore", "HashStore", "FileStore",
+            "DistError", "DistStoreError", "DistNetworkError",
+            "DistStoreTimeoutError"]
+           + _c10d.__all__ + _collectives.__all__ + _objects.__all__)
