@@ -327,18 +327,31 @@ def _c_store(store):
 
 def _bind_host(store):
     """The address Gloo listens on: loopback when the store is local, else
-    this host's name; DTRAIN_GLOO_HOST (a hostname or IPv4 address)
-    overrides it, and GLOO_SOCKET_IFNAME (an interface) both."""
+    the local address this host uses to reach the store's host (so each
+    node picks the interface that faces the master, with no hostname
+    lookups). DTRAIN_GLOO_HOST (a hostname or IPv4 address) overrides it,
+    and GLOO_SOCKET_IFNAME (an interface) both."""
     override = os.environ.get("DTRAIN_GLOO_HOST")
     if override:
         return override
     spec, _ = _c_store(store)
     if isinstance(spec, tuple):
-        host = spec[1]
+        host, port = spec[1], spec[2] if len(spec) > 2 else 0
         if host in ("localhost", "::1") or host.startswith("127."):
             return "127.0.0.1"
-        return socket.gethostname()
+        return _route_source(host, port) or socket.gethostname()
     return "127.0.0.1"
+
+
+def _route_source(host, port):
+    """The local IPv4 address the kernel would send from toward host; a
+    UDP connect() only consults the routing table, nothing is sent."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((socket.gethostbyname(host), port or 9))
+            return s.getsockname()[0]
+    except OSError:
+        return None
 
 
 def _seconds(timeout):
