@@ -15,3 +15,9 @@ __all__ = (["Store", "TCPStore", "PrefixStore", "HashStore", "FileStore",
             "DistError", "DistStoreError", "DistNetworkError",
             "DistStoreTimeoutError"]
            + _c10d.__all__ + _collectives.__all__ + _objects.__all__)
+
+# starting workers from Python (a notebook, a REPL, a script): see
+# dtrain/_launch/spawn.py; dtrain.multiprocessing.spawn is torch's spelling
+from .._launch.spawn import launch, spawn  # noqa: E402
+
+__all__ += ["spawn", "launch"]
