@@ -139,6 +139,10 @@ CONV_CASES = [
     ((2, 3, 4, 4), (2, 3, 1, 1), dict(stride=2)),
     ((2, 5, 5), (3, 2, 3, 3), dict(padding=1)),           # unbatched
     ((1, 1, 7, 7), (2, 1, 3, 3), dict(padding=2, dilation=2, stride=3)),
+    # 3x3 stride 1 with >= 16 channels each way: the Winograd path
+    ((2, 16, 4, 5), (16, 16, 3, 3), dict(padding=1)),
+    ((1, 16, 5, 3), (17, 16, 3, 3), dict(padding=2)),
+    ((1, 16, 4, 4), (16, 16, 3, 3), {}),
 ]
 
 
@@ -168,7 +172,9 @@ def test_conv2d_grad_through_view():
 @needs_torch
 @pytest.mark.parametrize("n,c,o,h,kw", [
     (8, 1, 32, 28, dict(padding=1)),
-    (4, 32, 64, 14, dict(padding=1)),
+    (4, 32, 64, 14, dict(padding=1)),                   # Winograd
+    (3, 24, 16, 13, dict(padding=(0, 2))),              # Winograd, odd
+    (70, 16, 16, 9, dict(padding=1)),                   # several blocks
     (3, 6, 8, 11, dict(stride=2, dilation=2, groups=2, padding=(2, 1))),
 ])
 def test_conv2d_large_vs_torch(n, c, o, h, kw):
@@ -234,6 +240,8 @@ MAXPOOL_CASES = [
     ((1, 2, 8, 7), dict(kernel_size=(3, 2), stride=(1, 2), dilation=2)),
     ((1, 1, 5, 5), dict(kernel_size=2, ceil_mode=True)),
     ((2, 5, 6), dict(kernel_size=2, stride=1)),            # unbatched
+    ((1, 2, 7, 5), dict(kernel_size=2)),                   # tiled, leftover
+    ((1, 1, 7, 8), dict(kernel_size=(3, 2))),
 ]
 
 

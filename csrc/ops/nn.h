@@ -4,7 +4,9 @@
  *   nn_linear.c     linear, and the GEMM/dtype helpers the others share
  *   nn_conv.c       conv2d (im2col + one GEMM per sample and group)
  *   nn_im2col.c     im2col / col2im
- *   nn_pool.c       max_pool2d, avg_pool2d
+ *   nn_winograd.c   3x3 stride-1 conv2d by Winograd F(2x2, 3x3)
+ *   nn_pool.c       max_pool2d, and the checks the pools share
+ *   nn_avgpool.c    avg_pool2d
  *   nn_adaptive.c   adaptive_avg_pool2d
  *   nn_embedding.c  embedding
  *   nn_dropout.c    dropout (Philox, the default generator)
@@ -20,6 +22,12 @@
 
 #include "../autograd/autograd.h"
 #include "../dt_impl.h"
+
+/* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64, picked
+ * at load time (the build itself stays portable). */
+#define DT_NNC_CLONES                                                     \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3",      \
+                                 "default")))
 
 /* ---------------------------------------------------------------------- */
 /* shared helpers (nn_linear.c)                                            */
@@ -61,9 +69,35 @@ typedef struct dt_nnc_geom {
 /* cols (C * kh * kw, OH * OW) from img (C, H, W); padding reads zero. */
 void dt_nnc_im2col(dt_dtype cdt, void *cols, const void *img,
                    const dt_nnc_geom *g);
-/* img (C, H, W) += the columns scattered back (float32/float64). */
-void dt_nnc_col2im(dt_dtype cdt, void *img, const void *cols,
+/* img (C, H, W) += the columns scattered back (float32/float64). cols is
+ * scratch: the entries that fall on padding are zeroed. */
+void dt_nnc_col2im(dt_dtype cdt, void *img, void *cols,
                    const dt_nnc_geom *g);
+
+/* ---------------------------------------------------------------------- */
+/* Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (nn_winograd.c)     */
+
+/* Whether conv2d with this geometry (C input, O output channels) takes
+ * the Winograd path: float32/float64, 3x3, stride and dilation 1, one
+ * group, padding <= 2, and enough channels for it to pay off. */
+bool dt_nnc_winograd_ok(const dt_nnc_geom *g, int64_t C, int64_t O,
+                        int64_t groups, dt_dtype cdt);
+/* out (N, O, OH, OW) = conv2d(x (N, C, H, W), w (O, C, 3, 3)) + bias
+ * (O, or NULL); all contiguous in cdt. */
+dt_status dt_nnc_winograd_forward(dt_dtype cdt, void *out, const void *x,
+                                  const void *w, const void *bias,
+                                  int64_t N, int64_t C, int64_t O,
+                                  const dt_nnc_geom *g);
+/* gx (N, C, H, W) = the input gradient for gy (N, O, OH, OW) (written,
+ * not accumulated). */
+dt_status dt_nnc_winograd_grad_input(dt_dtype cdt, void *gx, const void *gy,
+                                     const void *w, int64_t N, int64_t C,
+                                     int64_t O, const dt_nnc_geom *g);
+/* gw (O, C, 3, 3) = the weight gradient (written, not accumulated). */
+dt_status dt_nnc_winograd_grad_weight(dt_dtype cdt, void *gw,
+                                      const void *gy, const void *x,
+                                      int64_t N, int64_t C, int64_t O,
+                                      const dt_nnc_geom *g);
 
 /* ---------------------------------------------------------------------- */
 /* pooling helpers (nn_pool.c)                                             */
@@ -80,6 +114,12 @@ void dt_nnc_size_list(char *buf, size_t n, const int64_t *shape, int ndim);
  * other than N is an error, as in PyTorch. */
 dt_status dt_nnc_pool_planes(dt_nnc_pool *a, const int64_t *shape, int ndim,
                              const char *op);
+/* Checks a window (kernel, stride, padding, dilation pairs) and the input
+ * shape like PyTorch's pool2d_shape_check, and fills a. */
+dt_status dt_nnc_pool_setup(dt_nnc_pool *a, const int64_t *shape, int ndim,
+                            const int64_t *kernel, const int64_t *stride,
+                            const int64_t *padding, const int64_t *dilation,
+                            bool ceil_mode, const char *op);
 /* An empty tensor of shape[:-2] + (OH, OW). */
 dt_status dt_nnc_pool_output(dt_tensor **res, const int64_t *shape,
                              int ndim, int64_t OH, int64_t OW,

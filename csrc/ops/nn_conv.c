@@ -19,6 +19,7 @@ typedef struct conv_args {
     int64_t N, C, H, W, O, Cg, Og, groups;
     dt_nnc_geom g;
     bool direct;      /* 1x1, stride 1, no padding: no im2col needed */
+    bool wino;        /* 3x3, stride 1: Winograd F(2x2, 3x3) */
 } conv_args;
 
 /* "[2, 4, 10, 10]", as PyTorch prints sizes in its messages. */
@@ -133,6 +134,9 @@ conv_setup(conv_args *a, const dt_tensor *x, const dt_tensor *w,
     g->OW = (pw - ekw) / g->sw + 1;
     a->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 &&
                 g->ph == 0 && g->pw == 0;
+    dt_dtype cdt = DT_FLOAT32;
+    a->wino = dt_nnc_compute_dtype(&cdt, x->dtype, "conv2d") == DT_OK &&
+              dt_nnc_winograd_ok(g, a->C, a->O, groups, cdt);
     return DT_OK;
 }
 
@@ -163,6 +167,12 @@ conv_compute(dt_tensor *res, const dt_tensor *xc, const dt_tensor *wc,
     const dt_nnc_geom *g = &a->g;
     size_t isz = dt_dtype_size(cdt);
     int64_t L = g->OH * g->OW, Kg = a->Cg * g->kh * g->kw, HW = g->H * g->W;
+    if (a->wino) {
+        return dt_nnc_winograd_forward(cdt, dt_tensor_data(res),
+                                       dt_tensor_data(xc), dt_tensor_data(wc),
+                                       bc ? dt_tensor_data(bc) : NULL, a->N,
+                                       a->C, a->O, g);
+    }
     char *cols = NULL;
     if (!a->direct && Kg * L > 0) {
         cols = malloc((size_t)(Kg * L) * isz);
@@ -331,6 +341,21 @@ conv_backward_one(const conv_grads *k, const conv_args *a, int64_t n,
     }
 }
 
+/* Both gradients by Winograd (they overwrite the zero-filled buffers). */
+static dt_status
+conv_backward_wino(const conv_grads *k, const conv_args *a, dt_dtype cdt)
+{
+    if (k->gx) {
+        DT_TRY(dt_nnc_winograd_grad_input(cdt, k->gx, k->G, k->w, a->N, a->C,
+                                          a->O, &a->g));
+    }
+    if (k->gw) {
+        DT_TRY(dt_nnc_winograd_grad_weight(cdt, k->gw, k->G, k->x, a->N,
+                                           a->C, a->O, &a->g));
+    }
+    return DT_OK;
+}
+
 /* xc (wanted for grad W) and wc (for grad x) are NULL when not needed;
  * x and w give the gradients' shapes. */
 static dt_status
@@ -354,7 +379,7 @@ conv_backward_run(dt_node *n, dt_tensor **gi, const dt_tensor *x,
         s = dt_tensor_zeros(&gi[1], w->shape, w->ndim, cdt, DT_DEVICE_CPU);
         k.gw = s == DT_OK ? dt_tensor_data(gi[1]) : NULL;
     }
-    if (s == DT_OK && !a->direct && Kg * L > 0) {
+    if (s == DT_OK && !a->direct && !a->wino && Kg * L > 0) {
         k.cols = want_w ? malloc((size_t)(Kg * L) * isz) : NULL;
         k.gcols = want_x ? malloc((size_t)(Kg * L) * isz) : NULL;
         if ((want_w && !k.cols) || (want_x && !k.gcols)) {
@@ -366,8 +391,12 @@ conv_backward_run(dt_node *n, dt_tensor **gi, const dt_tensor *x,
         s = k.gb ? dt_tensor_empty(&gi[2], &a->O, 1, cdt, DT_DEVICE_CPU)
                  : dt_fail(DT_ERR_NOMEM, "conv2d: out of memory in backward");
     }
+    if (s == DT_OK && a->wino) {
+        s = conv_backward_wino(&k, a, cdt);
+    }
     for (int64_t i = 0; s == DT_OK && i < a->N; i++) {
-        for (int64_t grp = 0; (k.gx || k.gw) && grp < a->groups; grp++) {
+        for (int64_t grp = 0; !a->wino && (k.gx || k.gw) &&
+                              grp < a->groups; grp++) {
             conv_backward_one(&k, a, i, grp, cdt);
         }
         if (k.gb) {

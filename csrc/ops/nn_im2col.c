@@ -94,11 +94,35 @@ valid_range(int64_t *lo, int64_t *hi, int64_t off, int64_t stride,
         });                                                               \
     }
 
+/* The span trick of im2col in reverse: zero the column entries that
+ * belong to padding (cols is scratch), then add the whole span at once. */
 #define COL2IM_DEF(NAME, T)                                               \
     static void                                                           \
-    NAME(T *img, const T *cols, const dt_nnc_geom *g)                     \
+    NAME(T *img, T *cols, const dt_nnc_geom *g)                           \
     {                                                                     \
-        IM2COL_WALK(const T, cols, {                                      \
+        bool span = g->sh == 1 && g->sw == 1 && g->OW == g->W;            \
+        int64_t HW = g->H * g->W;                                         \
+        IM2COL_WALK(T, cols, {                                            \
+            if (span && oh_hi > oh_lo) {                                  \
+                for (int64_t oh = oh_lo; oh < oh_hi; oh++) {              \
+                    T *src = row + oh * g->OW;                            \
+                    for (int64_t ow = 0; ow < lo; ow++) {                 \
+                        src[ow] = 0;                                      \
+                    }                                                     \
+                    for (int64_t ow = hi; ow < g->OW; ow++) {             \
+                        src[ow] = 0;                                      \
+                    }                                                     \
+                }                                                         \
+                int64_t s0 = SRC(oh_lo, 0) - plane;                       \
+                int64_t e0 = s0 + (oh_hi - oh_lo) * g->OW;                \
+                int64_t cs = s0 > 0 ? s0 : 0, ce = e0 < HW ? e0 : HW;     \
+                const T *src = row + oh_lo * g->OW + (cs - s0);           \
+                T *dst = img + plane + cs;                                \
+                for (int64_t k = 0; k < ce - cs; k++) {                   \
+                    dst[k] += src[k];                                     \
+                }                                                         \
+                continue;                                                 \
+            }                                                             \
             for (int64_t oh = oh_lo; oh < oh_hi; oh++) {                  \
                 const T *src = row + oh * g->OW;                          \
                 T *dst = img + SRC(oh, lo);                               \
@@ -133,8 +157,7 @@ dt_nnc_im2col(dt_dtype cdt, void *cols, const void *img,
 }
 
 void
-dt_nnc_col2im(dt_dtype cdt, void *img, const void *cols,
-              const dt_nnc_geom *g)
+dt_nnc_col2im(dt_dtype cdt, void *img, void *cols, const dt_nnc_geom *g)
 {
     if (cdt == DT_FLOAT32) {
         col2im_f32(img, cols, g);

@@ -1,15 +1,15 @@
-/* nn_pool.c: max_pool2d (with indices) and avg_pool2d, forward and
- * backward, on (N, C, H, W) or unbatched (C, H, W) input; every (n, c)
- * plane is pooled on its own. adaptive_avg_pool2d is in nn_adaptive.c.
+/* nn_pool.c: the pooling checks and output sizes the 2-D pools share,
+ * and max_pool2d (with indices), forward and backward, on (N, C, H, W) or
+ * unbatched (C, H, W) input; every (n, c) plane is pooled on its own.
+ * avg_pool2d is in nn_avgpool.c, adaptive_avg_pool2d in nn_adaptive.c.
  *
- * Output sizes, window clipping, NaN propagation and the avg_pool divisor
- * rules follow PyTorch's CPU kernels exactly; the kernels run in the
- * compute dtype (float32, float64, int64). Backward scatters each output
- * gradient to its argmax (saved indices) or spreads it over its window.
+ * Output sizes, window clipping and NaN propagation follow PyTorch's CPU
+ * kernels exactly; the kernels run in the compute dtype (float32,
+ * float64, int64). Backward sends each output gradient to its argmax
+ * (the saved indices).
  */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "nn.h"
 
@@ -113,9 +113,8 @@ check_window(const int64_t *k, const int64_t *s, const int64_t *p,
     return DT_OK;
 }
 
-/* Checks everything and fills a from the input shape and the window. */
-static dt_status
-pool_setup(dt_nnc_pool *a, const int64_t *shape, int ndim, const int64_t *k,
+dt_status
+dt_nnc_pool_setup(dt_nnc_pool *a, const int64_t *shape, int ndim, const int64_t *k,
            const int64_t *s, const int64_t *p, const int64_t *d,
            bool ceil_mode, const char *op)
 {
@@ -192,8 +191,45 @@ MAXPOOL_DEF(maxpool_f32, float, -INFINITY, isnan)
 MAXPOOL_DEF(maxpool_f64, double, -INFINITY, isnan)
 MAXPOOL_DEF(maxpool_i64, int64_t, INT64_MIN, NO_NAN)
 
-/* 2x2, stride 2, no padding or dilation (the common case): a straight
- * pass over pairs of rows. */
+/* 2x2, stride 2, no padding or dilation (the common case), one output
+ * row: branch-free, so it vectorises. The window position of the max
+ * (0..3, NaN winning, ties to the first) goes to code[], and the flat
+ * indices are made from it in a second simple loop. */
+#define CHUNK2 256
+
+DT_NNC_CLONES static void
+maxpool2x2_row(float *restrict out, int64_t *restrict ind,
+               const float *restrict r0, const float *restrict r1,
+               int64_t OW, int64_t i0, int64_t W)
+{
+    int32_t code[CHUNK2];
+    for (int64_t c0 = 0; c0 < OW; c0 += CHUNK2) {
+        int64_t nc = OW - c0 < CHUNK2 ? OW - c0 : CHUNK2;
+        const float *a = r0 + 2 * c0, *b = r1 + 2 * c0;
+        for (int64_t k = 0; k < nc; k++) {
+            float v0 = a[2 * k], v1 = a[2 * k + 1];
+            float v2 = b[2 * k], v3 = b[2 * k + 1];
+            float m = v0;
+            int32_t c = 0;
+            bool t = (v1 > m) | (v1 != v1);   /* v != v: NaN */
+            m = t ? v1 : m;
+            c = t ? 1 : c;
+            t = (v2 > m) | (v2 != v2);
+            m = t ? v2 : m;
+            c = t ? 2 : c;
+            t = (v3 > m) | (v3 != v3);
+            m = t ? v3 : m;
+            c = t ? 3 : c;
+            out[c0 + k] = m;
+            code[k] = c;
+        }
+        for (int64_t k = 0; k < nc; k++) {
+            int64_t c = code[k];
+            ind[c0 + k] = i0 + 2 * (c0 + k) + (c & 1) + (-(c >> 1) & W);
+        }
+    }
+}
+
 static void
 maxpool2x2_f32(float *out, int64_t *ind, const float *x,
                const dt_nnc_pool *a)
@@ -202,28 +238,8 @@ maxpool2x2_f32(float *out, int64_t *ind, const float *x,
     for (int64_t pl = 0; pl < a->P; pl++) {
         const float *in = x + pl * a->H * W;
         for (int64_t oh = 0; oh < a->OH; oh++) {
-            const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
-            int64_t i0 = 2 * oh * W;
-            for (int64_t ow = 0; ow < a->OW; ow++) {
-                float v0 = r0[2 * ow], v1 = r0[2 * ow + 1];
-                float v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
-                float m = v0;
-                int64_t b = i0 + 2 * ow;
-                if (v1 > m || isnan(v1)) {
-                    m = v1;
-                    b = i0 + 2 * ow + 1;
-                }
-                if (v2 > m || isnan(v2)) {
-                    m = v2;
-                    b = i0 + W + 2 * ow;
-                }
-                if (v3 > m || isnan(v3)) {
-                    m = v3;
-                    b = i0 + W + 2 * ow + 1;
-                }
-                out[ow] = m;
-                ind[ow] = b;
-            }
+            const float *r0 = in + 2 * oh * W;
+            maxpool2x2_row(out, ind, r0, r0 + W, a->OW, 2 * oh * W, W);
             out += a->OW;
             ind += a->OW;
         }
@@ -237,7 +253,7 @@ dt_max_pool2d_forward(dt_tensor **out, dt_tensor **indices,
 {
     dt_nnc_pool a;
     dt_dtype cdt = DT_FLOAT32;
-    DT_TRY(pool_setup(&a, x->shape, x->ndim, k, s, p, d, ceil_mode,
+    DT_TRY(dt_nnc_pool_setup(&a, x->shape, x->ndim, k, s, p, d, ceil_mode,
                       "max_pool2d"));
     DT_TRY(dt_nnc_compute_dtype(&cdt, x->dtype, "max_pool2d"));
     dt_tensor *xc = NULL, *res = NULL, *ind = NULL;
@@ -275,44 +291,134 @@ dt_max_pool2d_forward(dt_tensor **out, dt_tensor **indices,
     return st;
 }
 
-/* saved: indices. grad x[plane][ind] += grad out. */
+/* Windows that tile the input without overlap (kernel == stride, no
+ * padding or dilation): every input cell is written once, the argmax
+ * with its gradient and the rest with 0, so no zero-fill pass first. */
+#define MAXPOOL_TILED_BACK_DEF(NAME, T)                                   \
+    static void                                                           \
+    NAME(T *gx, const T *g, const int64_t *ind, const dt_nnc_pool *a)     \
+    {                                                                     \
+        int64_t W = a->W, kh = a->kh, kw = a->kw, L = a->OH * a->OW;      \
+        for (int64_t pl = 0; pl < a->P; pl++) {                           \
+            T *o = gx + pl * a->H * W;                                    \
+            const T *gp = g + pl * L;                                     \
+            const int64_t *ip = ind + pl * L;                             \
+            for (int64_t oh = 0; oh < a->OH; oh++) {                      \
+                for (int64_t r = 0; r < kh; r++) {                        \
+                    T *row = o + (oh * kh + r) * W;                       \
+                    for (int64_t c = a->OW * kw; c < W; c++) {            \
+                        row[c] = 0;                                       \
+                    }                                                     \
+                }                                                         \
+                for (int64_t ow = 0; ow < a->OW; ow++) {                  \
+                    int64_t best = ip[oh * a->OW + ow];                   \
+                    T v = gp[oh * a->OW + ow];                            \
+                    for (int64_t r = 0; r < kh; r++) {                    \
+                        int64_t pos = (oh * kh + r) * W + ow * kw;        \
+                        for (int64_t c = 0; c < kw; c++, pos++) {         \
+                            o[pos] = pos == best ? v : (T)0;              \
+                        }                                                 \
+                    }                                                     \
+                }                                                         \
+            }                                                             \
+            memset(o + a->OH * kh * W, 0,                                 \
+                   (size_t)((a->H - a->OH * kh) * W) * sizeof(T));        \
+        }                                                                 \
+    }
+
+#define MAXPOOL_BACK_DEF(NAME, T)                                         \
+    static void                                                           \
+    NAME(T *gx, const T *g, const int64_t *ind, const dt_nnc_pool *a)     \
+    {                                                                     \
+        int64_t HW = a->H * a->W, L = a->OH * a->OW;                      \
+        memset(gx, 0, (size_t)(a->P * HW) * sizeof(T));                   \
+        for (int64_t pl = 0; pl < a->P; pl++) {                           \
+            for (int64_t i = 0; i < L; i++) {                             \
+                gx[pl * HW + ind[pl * L + i]] += g[pl * L + i];           \
+            }                                                             \
+        }                                                                 \
+    }
+
+/* The 2x2 case of the above, one row pair: branch-free selects. */
+DT_NNC_CLONES static void
+maxpool2x2_back_row(float *restrict r0, float *restrict r1,
+                    const float *restrict g, const int64_t *restrict ind,
+                    int64_t OW, int64_t i0, int64_t W)
+{
+    for (int64_t ow = 0; ow < OW; ow++) {
+        int64_t d = ind[ow] - (i0 + 2 * ow);
+        float v = g[ow];
+        r0[2 * ow] = d == 0 ? v : 0.0f;
+        r0[2 * ow + 1] = d == 1 ? v : 0.0f;
+        r1[2 * ow] = d == W ? v : 0.0f;
+        r1[2 * ow + 1] = d == W + 1 ? v : 0.0f;
+    }
+}
+
+static void
+maxpool2x2_back_f32(float *gx, const float *g, const int64_t *ind,
+                    const dt_nnc_pool *a)
+{
+    int64_t W = a->W, L = a->OH * a->OW;
+    for (int64_t pl = 0; pl < a->P; pl++) {
+        float *o = gx + pl * a->H * W;
+        for (int64_t oh = 0; oh < a->OH; oh++) {
+            float *r0 = o + 2 * oh * W;
+            maxpool2x2_back_row(r0, r0 + W, g + pl * L + oh * a->OW,
+                                ind + pl * L + oh * a->OW, a->OW,
+                                2 * oh * W, W);
+            for (int64_t c = 2 * a->OW; c < W; c++) {
+                r0[c] = r0[W + c] = 0.0f;
+            }
+        }
+        memset(o + 2 * a->OH * W, 0,
+               (size_t)((a->H - 2 * a->OH) * W) * sizeof(float));
+    }
+}
+
+MAXPOOL_TILED_BACK_DEF(maxpool_tiled_back_f32, float)
+MAXPOOL_TILED_BACK_DEF(maxpool_tiled_back_f64, double)
+MAXPOOL_BACK_DEF(maxpool_back_f32, float)
+MAXPOOL_BACK_DEF(maxpool_back_f64, double)
+
+/* saved: indices; iargs: kernel, stride, padding, dilation (pairs). */
 static dt_status
 dt_max_pool2d_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
 {
-    dt_tensor *ind, *gc = NULL;
+    dt_tensor *ind, *gc = NULL, *ic = NULL;
     DT_TRY(dt_node_saved(&ind, n, 0));
     const dt_input_meta *im = &n->in_meta[0];
+    const int64_t *ia = n->iargs;
     dt_nnc_pool a;
     dt_dtype cdt = DT_FLOAT32;
     DT_TRY(dt_nnc_pool_planes(&a, im->shape, im->ndim, "max_pool2d"));
     DT_TRY(dt_nnc_compute_dtype(&cdt, im->dtype, "max_pool2d"));
-    int64_t L = ind->shape[ind->ndim - 2] * ind->shape[ind->ndim - 1];
-    int64_t HW = a.H * a.W;
-    dt_tensor *ic = NULL;
+    a.OH = ind->shape[ind->ndim - 2];
+    a.OW = ind->shape[ind->ndim - 1];
+    a.kh = ia[0];
+    a.kw = ia[1];
+    bool tiled = ia[0] == ia[2] && ia[1] == ia[3] && ia[4] == 0 &&
+                 ia[5] == 0 && ia[6] == 1 && ia[7] == 1 &&
+                 a.OH * a.kh <= a.H && a.OW * a.kw <= a.W;
     dt_status s = dt_nnc_prep(&gc, go[0], cdt);
     if (s == DT_OK) {
         s = dt_contiguous(&ic, ind);
     }
     if (s == DT_OK) {
-        s = dt_tensor_zeros(&gi[0], im->shape, im->ndim, cdt, DT_DEVICE_CPU);
+        s = dt_tensor_empty(&gi[0], im->shape, im->ndim, cdt, DT_DEVICE_CPU);
     }
     if (s == DT_OK) {
+        void *gx = dt_tensor_data(gi[0]);
+        const void *g = dt_tensor_data(gc);
         const int64_t *ip = dt_tensor_data(ic);
-        for (int64_t pl = 0; pl < a.P; pl++) {
-            const int64_t *pi = ip + pl * L;
-            if (cdt == DT_FLOAT32) {
-                const float *g = (const float *)dt_tensor_data(gc) + pl * L;
-                float *o = (float *)dt_tensor_data(gi[0]) + pl * HW;
-                for (int64_t i = 0; i < L; i++) {
-                    o[pi[i]] += g[i];
-                }
-            } else {
-                const double *g = (const double *)dt_tensor_data(gc) + pl * L;
-                double *o = (double *)dt_tensor_data(gi[0]) + pl * HW;
-                for (int64_t i = 0; i < L; i++) {
-                    o[pi[i]] += g[i];
-                }
-            }
+        if (cdt == DT_FLOAT32 && tiled && a.kh == 2 && a.kw == 2) {
+            maxpool2x2_back_f32(gx, g, ip, &a);
+        } else if (cdt == DT_FLOAT32) {
+            (tiled ? maxpool_tiled_back_f32 : maxpool_back_f32)(gx, g, ip,
+                                                                &a);
+        } else {
+            (tiled ? maxpool_tiled_back_f64 : maxpool_back_f64)(gx, g, ip,
+                                                                &a);
         }
     }
     dt_tensor_release(gc);
@@ -327,178 +433,13 @@ dt_max_pool2d(dt_tensor **out, dt_tensor **indices, const dt_tensor *x,
 {
     DT_TRY(dt_max_pool2d_forward(out, indices, x, k, s, p, d, ceil_mode));
     const dt_tensor *save[1] = {*indices};
-    return dt_nnc_record(out, NULL, "MaxPool2DWithIndicesBackward0",
-                         dt_max_pool2d_backward, &x, 1, save, 1);
-}
-
-/* ---------------------------------------------------------------------- */
-/* avg_pool2d                                                              */
-
-/* One output's clipped window and its divisor (PyTorch's rules). Returns
- * false for a window entirely in the padding (output 0). */
-static inline bool
-avg_window(int64_t *hs, int64_t *he, int64_t *ws, int64_t *we, int64_t *div,
-           const dt_nnc_pool *a, int64_t oh, int64_t ow, bool include_pad,
-           int64_t divisor)
-{
-    int64_t h0 = oh * a->sh - a->ph, w0 = ow * a->sw - a->pw;
-    int64_t h1 = h0 + a->kh, w1 = w0 + a->kw;
-    h1 = h1 < a->H + a->ph ? h1 : a->H + a->ph;
-    w1 = w1 < a->W + a->pw ? w1 : a->W + a->pw;
-    int64_t pool = (h1 - h0) * (w1 - w0);
-    *hs = h0 > 0 ? h0 : 0;
-    *ws = w0 > 0 ? w0 : 0;
-    *he = h1 < a->H ? h1 : a->H;
-    *we = w1 < a->W ? w1 : a->W;
-    *div = divisor ? divisor
-                   : include_pad ? pool : (*he - *hs) * (*we - *ws);
-    return *hs < *he && *ws < *we;
-}
-
-#define AVGPOOL_DEF(NAME, T, ACC)                                         \
-    static void                                                           \
-    NAME(T *out, const T *x, const dt_nnc_pool *a, bool inc, int64_t dv)  \
-    {                                                                     \
-        for (int64_t pl = 0; pl < a->P; pl++) {                           \
-            const T *in = x + pl * a->H * a->W;                           \
-            for (int64_t oh = 0; oh < a->OH; oh++) {                      \
-                for (int64_t ow = 0; ow < a->OW; ow++) {                  \
-                    int64_t hs, he, ws, we, div;                          \
-                    if (!avg_window(&hs, &he, &ws, &we, &div, a, oh, ow,  \
-                                    inc, dv)) {                           \
-                        *out++ = 0;                                       \
-                        continue;                                         \
-                    }                                                     \
-                    ACC sum = 0;                                          \
-                    for (int64_t ih = hs; ih < he; ih++) {                \
-                        for (int64_t iw = ws; iw < we; iw++) {            \
-                            sum += (ACC)in[ih * a->W + iw];               \
-                        }                                                 \
-                    }                                                     \
-                    *out++ = (T)(sum / (ACC)div);                         \
-                }                                                         \
-            }                                                             \
-        }                                                                 \
-    }
-
-AVGPOOL_DEF(avgpool_f32, float, double)
-AVGPOOL_DEF(avgpool_f64, double, double)
-AVGPOOL_DEF(avgpool_i64, int64_t, int64_t)
-
-dt_status
-dt_avg_pool2d_forward(dt_tensor **out, const dt_tensor *x, const int64_t *k,
-                      const int64_t *s, const int64_t *p, bool ceil_mode,
-                      bool count_include_pad, int64_t divisor)
-{
-    static const int64_t one[2] = {1, 1};
-    dt_nnc_pool a;
-    dt_dtype cdt = DT_FLOAT32;
-    DT_TRY(pool_setup(&a, x->shape, x->ndim, k, s, p, one, ceil_mode,
-                      "avg_pool2d"));
-    if (x->dtype == DT_BOOL || x->dtype == DT_UINT8 ||
-        x->dtype == DT_INT32) {
-        return dt_fail(DT_ERR_NOTIMPL, "avg_pool2d: not implemented for "
-                       "'%s'", dt_dtype_name(x->dtype));
-    }
-    DT_TRY(dt_nnc_compute_dtype(&cdt, x->dtype, "avg_pool2d"));
-    dt_tensor *xc = NULL, *res = NULL;
-    dt_status st = dt_nnc_prep(&xc, x, cdt);
-    if (st == DT_OK) {
-        st = dt_nnc_pool_output(&res, x->shape, x->ndim, a.OH, a.OW, cdt);
-    }
-    if (st == DT_OK) {
-        void *o = dt_tensor_data(res), *xi = dt_tensor_data(xc);
-        if (cdt == DT_FLOAT32) {
-            avgpool_f32(o, xi, &a, count_include_pad, divisor);
-        } else if (cdt == DT_FLOAT64) {
-            avgpool_f64(o, xi, &a, count_include_pad, divisor);
-        } else {
-            avgpool_i64(o, xi, &a, count_include_pad, divisor);
-        }
-        st = dt_nnc_deliver(out, res, x->dtype, "avg_pool2d");
-        res = NULL;
-    }
-    dt_tensor_release(xc);
-    dt_tensor_release(res);
-    return st;
-}
-
-#define AVGPOOL_BACK_DEF(NAME, T)                                         \
-    static void                                                           \
-    NAME(T *gx, const T *g, const dt_nnc_pool *a, bool inc, int64_t dv)   \
-    {                                                                     \
-        for (int64_t pl = 0; pl < a->P; pl++) {                           \
-            T *o = gx + pl * a->H * a->W;                                 \
-            for (int64_t oh = 0; oh < a->OH; oh++) {                      \
-                for (int64_t ow = 0; ow < a->OW; ow++) {                  \
-                    int64_t hs, he, ws, we, div;                          \
-                    T v = *g++;                                           \
-                    if (!avg_window(&hs, &he, &ws, &we, &div, a, oh, ow,  \
-                                    inc, dv)) {                           \
-                        continue;                                         \
-                    }                                                     \
-                    v /= (T)div;                                          \
-                    for (int64_t ih = hs; ih < he; ih++) {                \
-                        for (int64_t iw = ws; iw < we; iw++) {            \
-                            o[ih * a->W + iw] += v;                       \
-                        }                                                 \
-                    }                                                     \
-                }                                                         \
-            }                                                             \
-        }                                                                 \
-    }
-
-AVGPOOL_BACK_DEF(avgpool_back_f32, float)
-AVGPOOL_BACK_DEF(avgpool_back_f64, double)
-
-/* iargs: kernel, stride, padding (pairs), ceil_mode, count_include_pad,
- * divisor. */
-static dt_status
-dt_avg_pool2d_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
-{
-    static const int64_t one[2] = {1, 1};
-    const dt_input_meta *im = &n->in_meta[0];
-    const int64_t *ia = n->iargs;
-    dt_nnc_pool a;
-    dt_dtype cdt = DT_FLOAT32;
-    DT_TRY(pool_setup(&a, im->shape, im->ndim, ia, ia + 2, ia + 4, one,
-                      ia[6] != 0, "avg_pool2d"));
-    DT_TRY(dt_nnc_compute_dtype(&cdt, im->dtype, "avg_pool2d"));
-    dt_tensor *gc = NULL;
-    dt_status s = dt_nnc_prep(&gc, go[0], cdt);
-    if (s == DT_OK) {
-        s = dt_tensor_zeros(&gi[0], im->shape, im->ndim, cdt, DT_DEVICE_CPU);
-    }
-    if (s == DT_OK) {
-        bool inc = ia[7] != 0;
-        int64_t dv = ia[8];
-        if (cdt == DT_FLOAT32) {
-            avgpool_back_f32(dt_tensor_data(gi[0]), dt_tensor_data(gc), &a,
-                             inc, dv);
-        } else {
-            avgpool_back_f64(dt_tensor_data(gi[0]), dt_tensor_data(gc), &a,
-                             inc, dv);
-        }
-    }
-    dt_tensor_release(gc);
-    return s;
-}
-
-dt_status
-dt_avg_pool2d(dt_tensor **out, const dt_tensor *x, const int64_t *k,
-              const int64_t *s, const int64_t *p, bool ceil_mode,
-              bool count_include_pad, int64_t divisor)
-{
-    DT_TRY(dt_avg_pool2d_forward(out, x, k, s, p, ceil_mode,
-                                 count_include_pad, divisor));
     dt_node *node = NULL;
-    DT_TRY(dt_nnc_record(out, &node, "AvgPool2DBackward0",
-                         dt_avg_pool2d_backward, &x, 1, NULL, 0));
+    DT_TRY(dt_nnc_record(out, &node, "MaxPool2DWithIndicesBackward0",
+                         dt_max_pool2d_backward, &x, 1, save, 1));
     if (node) {
-        int64_t args[9] = {k[0], k[1], s[0], s[1], p[0], p[1], ceil_mode,
-                           count_include_pad, divisor};
+        int64_t args[8] = {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]};
         memcpy(node->iargs, args, sizeof args);
-        node->num_iargs = 9;
+        node->num_iargs = 8;
     }
     return DT_OK;
 }
