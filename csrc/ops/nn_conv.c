@@ -341,7 +341,7 @@ conv_backward_one(const conv_grads *k, const conv_args *a, int64_t n,
     }
 }
 
-/* Both gradients by Winograd (they overwrite the zero-filled buffers). */
+/* Both gradients by Winograd (written whole, not accumulated). */
 static dt_status
 conv_backward_wino(const conv_grads *k, const conv_args *a, dt_dtype cdt)
 {
@@ -371,12 +371,16 @@ conv_backward_run(dt_node *n, dt_tensor **gi, const dt_tensor *x,
                     wc ? dt_tensor_data(wc) : NULL, dt_tensor_data(G), NULL,
                     NULL, NULL, NULL, NULL};
     dt_status s = DT_OK;
+    /* the GEMM path accumulates into zeros; Winograd writes every value */
+    dt_status (*alloc)(dt_tensor **, const int64_t *, int, dt_dtype,
+                       dt_device) = a->wino ? dt_tensor_empty
+                                            : dt_tensor_zeros;
     if (want_x) {
-        s = dt_tensor_zeros(&gi[0], x->shape, x->ndim, cdt, DT_DEVICE_CPU);
+        s = alloc(&gi[0], x->shape, x->ndim, cdt, DT_DEVICE_CPU);
         k.gx = s == DT_OK ? dt_tensor_data(gi[0]) : NULL;
     }
     if (s == DT_OK && want_w) {
-        s = dt_tensor_zeros(&gi[1], w->shape, w->ndim, cdt, DT_DEVICE_CPU);
+        s = alloc(&gi[1], w->shape, w->ndim, cdt, DT_DEVICE_CPU);
         k.gw = s == DT_OK ? dt_tensor_data(gi[1]) : NULL;
     }
     if (s == DT_OK && !a->direct && !a->wino && Kg * L > 0) {

@@ -22,8 +22,7 @@
 
 #include "nn.h"
 
-#define BLOCK_TILES 512
-#define CHUNK 64          /* tiles per step of the transform loops */
+#define BLOCK_TILES 256
 
 typedef struct wino {
     int64_t N, C, O;        /* batch, input and output channels */
@@ -70,11 +69,12 @@ dt_nnc_winograd_ok(const dt_nnc_geom *g, int64_t C, int64_t O,
 /* ---------------------------------------------------------------------- */
 /* drivers                                                                 */
 
-/* Tile rows per block: about BLOCK_TILES tiles, at least one row. */
+/* Tile rows per block: about BLOCK_TILES tile slots (TW + 1 a row, see
+ * nn_winograd_gen.h), at least one row. */
 static int64_t
 rows_per_block(const wino *p)
 {
-    int64_t r = BLOCK_TILES / p->TW;
+    int64_t r = BLOCK_TILES / (p->TW + 1);
     return r > 0 ? r : 1;
 }
 
@@ -83,11 +83,11 @@ rows_per_block(const wino *p)
 static char *
 scratch(size_t *u_bytes, size_t *v_bytes, const wino *p, size_t isz)
 {
-    int64_t TB = rows_per_block(p) * p->TW;
+    int64_t TB = rows_per_block(p) * (p->TW + 1);
     *u_bytes = (size_t)(16 * p->O * p->C) * isz;
     *v_bytes = (size_t)(16 * p->C * TB) * isz;
     size_t m_bytes = (size_t)(16 * p->O * TB) * isz;
-    size_t buf = (size_t)(16 * TB) * isz;
+    size_t buf = (size_t)(4 * (TB + p->TW + 2)) * isz;
     return malloc(*u_bytes + *v_bytes + m_bytes + buf);
 }
 
@@ -106,10 +106,11 @@ wino_conv(dt_dtype cdt, void *out, const void *x, const void *w,
     char *U = mem, *V = mem + ub;
     int64_t rows = p->N * p->TH, rb = rows_per_block(p);
     char *M = V + vb;
-    void *buf = M + (size_t)(16 * p->O * rb * p->TW) * isz;
+    void *buf = M + (size_t)(16 * p->O * rb * (p->TW + 1)) * isz;
     DISPATCH(cdt, weights, (void *)U, w, p->O, p->C, flip);
     for (int64_t R0 = 0; R0 < rows; R0 += rb) {
-        int64_t R1 = R0 + rb < rows ? R0 + rb : rows, TB = (R1 - R0) * p->TW;
+        int64_t R1 = R0 + rb < rows ? R0 + rb : rows;
+        int64_t TB = (R1 - R0) * (p->TW + 1);
         DISPATCH(cdt, input, (void *)V, x, p, R0, R1, buf);
         for (int xi = 0; xi < 16; xi++) {
             dt_nnc_gemm(cdt, false, false, p->O, TB, p->C,
@@ -159,9 +160,10 @@ dt_nnc_winograd_grad_weight(dt_dtype cdt, void *gw, const void *gy,
     char *dU = mem, *V = mem + ub;
     int64_t rows = p.N * p.TH, rb = rows_per_block(&p);
     char *Z = V + vb;
-    void *buf = Z + (size_t)(16 * p.O * rb * p.TW) * isz;
+    void *buf = Z + (size_t)(16 * p.O * rb * (p.TW + 1)) * isz;
     for (int64_t R0 = 0; R0 < rows; R0 += rb) {
-        int64_t R1 = R0 + rb < rows ? R0 + rb : rows, TB = (R1 - R0) * p.TW;
+        int64_t R1 = R0 + rb < rows ? R0 + rb : rows;
+        int64_t TB = (R1 - R0) * (p.TW + 1);
         DISPATCH(cdt, input, (void *)V, x, &p, R0, R1, buf);
         DISPATCH(cdt, gradout, (void *)Z, gy, &p, R0, R1, buf);
         for (int xi = 0; xi < 16; xi++) {

@@ -4,10 +4,10 @@
  *   SFX(f)   f's name for that type (f##_f32, f##_f64)
  * (see nn_winograd.c for the algorithm and the buffer layouts).
  *
- * Each transform works on a block of tiles: the 4x4 patches (or 2x2
- * gradient tiles) are first gathered into one array per patch position,
- * D[k][t]; then the arithmetic is a plain loop over all tiles t of the
- * block, spelled out so it vectorises whatever the image width.
+ * Each transform's arithmetic is one plain loop over all tile slots of a
+ * block (spelled out so it vectorises whatever the image width); the
+ * input side reads its 4x4 patches at fixed offsets from the polyphase
+ * parts of the input, the gradient side from gathered 2x2 tiles.
  */
 
 /* U[xi][a][b] = G g G^T for g = w[a][b] (w: (A, B, 3, 3)), or with flip
@@ -40,104 +40,97 @@ SFX(weights)(T *U, const T *w, int64_t A, int64_t B, bool flip)
     }
 }
 
-/* D[4 * k + j][t0 + tx] = input row 2 ty - ph + k, column 2 tx + j - pw
- * (zero in the padding), for one channel plane. Read straight from the
- * plane: the tiles whose columns are all inside take the unchecked loop. */
+/* The four polyphase parts of the zero-padded input rows that tile rows
+ * [ty0, ty0 + nr - 1) need: P[2 a + b][r][s] = padded (2 (ty0 + r) + a,
+ * 2 s + b), r < nr, s < TWp, each part plen long (one spare at the end).
+ * Patch element (k, j) of tile (ty0 + r, s) is then part (k & 1, j & 1)
+ * at [r + k / 2][s + j / 2]: a fixed offset from slot r * TWp + s. */
 static void
-SFX(gather)(T *restrict D, int64_t TB, int64_t t0, const T *plane,
-            const wino *p, int64_t ty)
+SFX(polyphase)(T *restrict P, int64_t plen, const T *plane, const wino *p,
+               int64_t ty0, int64_t nr)
 {
-    int64_t TW = p->TW, pw = p->pw, W = p->W;
-    /* tiles tx in [in0, in1) have 0 <= 2 tx - pw and 2 tx + 3 - pw < W */
-    int64_t in0 = (pw + 1) / 2, lim = W + pw - 4;
-    int64_t in1 = lim >= 0 ? lim / 2 + 1 : 0;
-    in1 = in1 < TW ? in1 : TW;
-    in0 = in0 < in1 ? in0 : in1;
-    for (int k = 0; k < 4; k++) {
-        int64_t ih = 2 * ty - p->ph + k;
-        T *d0 = D + 4 * k * TB + t0, *d1 = d0 + TB, *d2 = d1 + TB;
-        T *d3 = d2 + TB;
-        if (ih < 0 || ih >= p->H) {
-            for (int64_t tx = 0; tx < TW; tx++) {
-                d0[tx] = d1[tx] = d2[tx] = d3[tx] = 0;
+    int64_t TWp = p->TW + 1, W = p->W, pw = p->pw;
+    for (int a = 0; a < 2; a++) {
+        for (int b = 0; b < 2; b++) {
+            /* slots s with 0 <= 2 s + b - pw < W */
+            int64_t lo = pw - b > 0 ? (pw - b + 1) / 2 : 0;
+            int64_t hi = W - 1 + pw - b >= 0 ? (W - 1 + pw - b) / 2 + 1 : 0;
+            hi = hi < TWp ? hi : TWp;
+            lo = lo < hi ? lo : hi;
+            T *part = P + (2 * a + b) * plen;
+            for (int64_t r = 0; r < nr; r++) {
+                int64_t ih = 2 * (ty0 + r) + a - p->ph;
+                T *dst = part + r * TWp;
+                if (ih < 0 || ih >= p->H) {
+                    memset(dst, 0, (size_t)TWp * sizeof(T));
+                    continue;
+                }
+                const T *src = plane + ih * W + b - pw;
+                for (int64_t s = 0; s < lo; s++) {
+                    dst[s] = 0;
+                }
+                for (int64_t s = lo; s < hi; s++) {
+                    dst[s] = src[2 * s];
+                }
+                for (int64_t s = hi; s < TWp; s++) {
+                    dst[s] = 0;
+                }
             }
-            continue;
-        }
-        const T *src = plane + ih * W;
-        for (int64_t tx = in0; tx < in1; tx++) {
-            const T *e = src + 2 * tx - pw;
-            d0[tx] = e[0];
-            d1[tx] = e[1];
-            d2[tx] = e[2];
-            d3[tx] = e[3];
-        }
-        for (int64_t tx = 0; tx < TW; tx++) {
-            if (tx >= in0 && tx < in1) {
-                tx = in1 - 1;     /* skip the interior, done above */
-                continue;
-            }
-            T e[4];
-            for (int jj = 0; jj < 4; jj++) {
-                int64_t iw = 2 * tx + jj - pw;
-                e[jj] = iw >= 0 && iw < W ? src[iw] : (T)0;
-            }
-            d0[tx] = e[0];
-            d1[tx] = e[1];
-            d2[tx] = e[2];
-            d3[tx] = e[3];
+            part[nr * TWp] = 0;
         }
     }
 }
 
-/* v[xi * st + t] = (B^T d B)[xi] for the gathered patches D[k][t]. The
- * results go through a chunk buffer with a fixed row stride, so the
- * compiler sees 16 independent output rows and vectorises over t. */
+/* v[xi * st + t] = (B^T d B)[xi] for slots t < n of the polyphase parts
+ * (see polyphase). ivdep: the 16 output rows never overlap (st >= n),
+ * which the compiler cannot see, and without it would not vectorise. */
 DT_NNC_CLONES static void
-SFX(input_math)(T *restrict v, int64_t st, const T *restrict D, int64_t TB)
+SFX(input_math)(T *restrict v, int64_t st, const T *restrict P,
+                int64_t plen, int64_t n, int64_t TWp)
 {
-    const T *D0 = D, *D1 = D + 4 * TB, *D2 = D + 8 * TB, *D3 = D + 12 * TB;
-    T out[16][CHUNK];
-    for (int64_t c0 = 0; c0 < TB; c0 += CHUNK) {
-        int64_t nc = TB - c0 < CHUNK ? TB - c0 : CHUNK;
-        for (int64_t u = 0; u < nc; u++) {
-            int64_t t = c0 + u;
-            /* B^T d: column j of rows 0..3 (patch row k is Dk[j]) */
+#pragma GCC ivdep
+    for (int64_t t = 0; t < n; t++) {
+#define D(k, j)                                                           \
+    P[(2 * ((k) & 1) + ((j) & 1)) * plen + ((k) >> 1) * TWp + ((j) >> 1) + t]
+        /* B^T d, column j */
 #define BT_COL(j)                                                         \
-    T a0##j = D0[(j) * TB + t] - D2[(j) * TB + t];                        \
-    T a1##j = D1[(j) * TB + t] + D2[(j) * TB + t];                        \
-    T a2##j = D2[(j) * TB + t] - D1[(j) * TB + t];                        \
-    T a3##j = D1[(j) * TB + t] - D3[(j) * TB + t];
-            BT_COL(0) BT_COL(1) BT_COL(2) BT_COL(3)
+    T a0##j = D(0, j) - D(2, j);                                          \
+    T a1##j = D(1, j) + D(2, j);                                          \
+    T a2##j = D(2, j) - D(1, j);                                          \
+    T a3##j = D(1, j) - D(3, j);
+        BT_COL(0) BT_COL(1) BT_COL(2) BT_COL(3)
 #undef BT_COL
-            /* (.) B: row i */
+#undef D
+        /* (.) B, row i */
 #define B_ROW(i)                                                          \
-    out[4 * (i) + 0][u] = a##i##0 - a##i##2;                              \
-    out[4 * (i) + 1][u] = a##i##1 + a##i##2;                              \
-    out[4 * (i) + 2][u] = a##i##2 - a##i##1;                              \
-    out[4 * (i) + 3][u] = a##i##1 - a##i##3;
-            B_ROW(0) B_ROW(1) B_ROW(2) B_ROW(3)
+    v[(4 * (i) + 0) * st + t] = a##i##0 - a##i##2;                        \
+    v[(4 * (i) + 1) * st + t] = a##i##1 + a##i##2;                        \
+    v[(4 * (i) + 2) * st + t] = a##i##2 - a##i##1;                        \
+    v[(4 * (i) + 3) * st + t] = a##i##1 - a##i##3;
+        B_ROW(0) B_ROW(1) B_ROW(2) B_ROW(3)
 #undef B_ROW
-        }
-        for (int xi = 0; xi < 16; xi++) {
-            memcpy(v + xi * st + c0, out[xi], (size_t)nc * sizeof(T));
-        }
     }
 }
 
 /* V[xi][c][t] = B^T d B for the tiles of rows [R0, R1) (tile row R is
- * image R / TH, row R % TH). buf: 16 * TB. */
+ * image R / TH, row R % TH; slot t = (R - R0) * TWp + tx, where the last
+ * slot of each row, tx = TW, is a spare that the output side ignores).
+ * buf: 4 * (TB + TWp + 1). */
 static void
 SFX(input)(T *V, const T *x, const wino *p, int64_t R0, int64_t R1, T *buf)
 {
-    int64_t TB = (R1 - R0) * p->TW;
-    T *D = buf;
-    for (int64_t c = 0; c < p->C; c++) {
-        for (int64_t R = R0; R < R1; R++) {
-            int64_t n = R / p->TH;
-            SFX(gather)(D, TB, (R - R0) * p->TW,
-                        x + (n * p->C + c) * p->H * p->W, p, R % p->TH);
+    int64_t TWp = p->TW + 1, TB = (R1 - R0) * TWp;
+    for (int64_t R = R0; R < R1;) {
+        int64_t n = R / p->TH, ty0 = R % p->TH;
+        int64_t nt = p->TH - ty0 < R1 - R ? p->TH - ty0 : R1 - R;
+        int64_t plen = (nt + 1) * TWp + 1;
+        for (int64_t c = 0; c < p->C; c++) {
+            SFX(polyphase)(buf, plen, x + (n * p->C + c) * p->H * p->W, p,
+                           ty0, nt + 1);
+            SFX(input_math)(V + c * TB + (R - R0) * TWp, p->C * TB, buf,
+                            plen, nt * TWp, TWp);
         }
-        SFX(input_math)(V + c * TB, p->C * TB, D, TB);
+        R += nt;
     }
 }
 
@@ -168,12 +161,12 @@ static void
 SFX(output)(T *out, const T *M, const T *bias, const wino *p, int64_t R0,
             int64_t R1, T *buf)
 {
-    int64_t TB = (R1 - R0) * p->TW, pairs = p->OW / 2;
+    int64_t TWp = p->TW + 1, TB = (R1 - R0) * TWp, pairs = p->OW / 2;
     for (int64_t o = 0; o < p->O; o++) {
         SFX(output_math)(buf, M + o * TB, p->O * TB, TB,
                          bias ? bias[o] : (T)0);
         for (int64_t R = R0; R < R1; R++) {
-            int64_t n = R / p->TH, ty = R % p->TH, t0 = (R - R0) * p->TW;
+            int64_t n = R / p->TH, ty = R % p->TH, t0 = (R - R0) * TWp;
             T *r = out + ((n * p->O + o) * p->OH + 2 * ty) * p->OW;
             for (int q = 0; q < 2 && 2 * ty + q < p->OH; q++, r += p->OW) {
                 const T *ye = buf + 2 * q * TB + t0, *yo = ye + TB;
@@ -190,36 +183,29 @@ SFX(output)(T *out, const T *M, const T *bias, const wino *p, int64_t R0,
 }
 
 /* z[xi * st + t] = (A dY A^T)[xi] for the gathered 2x2 tiles Y[q][t]
- * (through a chunk buffer, as in input_math). */
+ * (ivdep as in input_math). */
 DT_NNC_CLONES static void
 SFX(gradout_math)(T *restrict z, int64_t st, const T *restrict Y,
                   int64_t TB)
 {
-    T out[16][CHUNK];
-    for (int64_t c0 = 0; c0 < TB; c0 += CHUNK) {
-        int64_t nc = TB - c0 < CHUNK ? TB - c0 : CHUNK;
-        for (int64_t u = 0; u < nc; u++) {
-            int64_t t = c0 + u;
-            T y00 = Y[t], y01 = Y[TB + t], y10 = Y[2 * TB + t];
-            T y11 = Y[3 * TB + t];
-            /* row k of A dY is (r0, r1); row k of (A dY) A^T from it */
+#pragma GCC ivdep
+    for (int64_t t = 0; t < TB; t++) {
+        T y00 = Y[t], y01 = Y[TB + t], y10 = Y[2 * TB + t];
+        T y11 = Y[3 * TB + t];
+        /* row k of A dY is (r0, r1); row k of (A dY) A^T from it */
 #define AT_ROW(k, r0, r1)                                                 \
     {                                                                     \
         T q0 = (r0), q1 = (r1);                                           \
-        out[4 * (k) + 0][u] = q0;                                         \
-        out[4 * (k) + 1][u] = q0 + q1;                                    \
-        out[4 * (k) + 2][u] = q0 - q1;                                    \
-        out[4 * (k) + 3][u] = -q1;                                        \
+        z[(4 * (k) + 0) * st + t] = q0;                                   \
+        z[(4 * (k) + 1) * st + t] = q0 + q1;                              \
+        z[(4 * (k) + 2) * st + t] = q0 - q1;                              \
+        z[(4 * (k) + 3) * st + t] = -q1;                                  \
     }
-            AT_ROW(0, y00, y01)
-            AT_ROW(1, y00 + y10, y01 + y11)
-            AT_ROW(2, y00 - y10, y01 - y11)
-            AT_ROW(3, -y10, -y11)
+        AT_ROW(0, y00, y01)
+        AT_ROW(1, y00 + y10, y01 + y11)
+        AT_ROW(2, y00 - y10, y01 - y11)
+        AT_ROW(3, -y10, -y11)
 #undef AT_ROW
-        }
-        for (int xi = 0; xi < 16; xi++) {
-            memcpy(z + xi * st + c0, out[xi], (size_t)nc * sizeof(T));
-        }
     }
 }
 
@@ -229,16 +215,17 @@ static void
 SFX(gradout)(T *Z, const T *gy, const wino *p, int64_t R0, int64_t R1,
              T *buf)
 {
-    int64_t TB = (R1 - R0) * p->TW, pairs = p->OW / 2;
+    int64_t TWp = p->TW + 1, TB = (R1 - R0) * TWp, pairs = p->OW / 2;
     for (int64_t o = 0; o < p->O; o++) {
         for (int64_t R = R0; R < R1; R++) {
-            int64_t n = R / p->TH, ty = R % p->TH, t0 = (R - R0) * p->TW;
+            int64_t n = R / p->TH, ty = R % p->TH, t0 = (R - R0) * TWp;
             const T *g = gy + ((n * p->O + o) * p->OH + 2 * ty) * p->OW;
             for (int q = 0; q < 2; q++, g += p->OW) {
                 T *ye = buf + 2 * q * TB + t0, *yo = ye + TB;
+                /* zeros: rows past OH, the odd last column, the spare */
+                memset(ye, 0, (size_t)TWp * sizeof(T));
+                memset(yo, 0, (size_t)TWp * sizeof(T));
                 if (2 * ty + q >= p->OH) {
-                    memset(ye, 0, (size_t)p->TW * sizeof(T));
-                    memset(yo, 0, (size_t)p->TW * sizeof(T));
                     continue;
                 }
                 for (int64_t tx = 0; tx < pairs; tx++) {
@@ -247,7 +234,6 @@ SFX(gradout)(T *Z, const T *gy, const wino *p, int64_t R0, int64_t R1,
                 }
                 if (p->OW & 1) {
                     ye[pairs] = g[2 * pairs];
-                    yo[pairs] = 0;
                 }
             }
         }
