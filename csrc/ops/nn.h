@@ -49,6 +49,10 @@ void dt_nnc_gemm(dt_dtype cdt, bool ta, bool tb, int64_t M, int64_t N,
                  int64_t K, const void *A, int64_t lda, const void *B,
                  int64_t ldb, bool accumulate, void *C, int64_t ldc);
 
+/* Sums of n contiguous values, vectorised, accumulated in double. */
+double dt_nnc_sum_f32(const float *p, int64_t n);
+double dt_nnc_sum_f64(const double *p, int64_t n);
+
 /* When an input requires grad: records `name` with backward fn as the
  * grad_fn of *out and saves save[0..nsave) (NULL entries allowed). On
  * failure releases *out. *node (may be NULL) gets the node, or NULL when

@@ -55,7 +55,7 @@ adaptive_setup(dt_nnc_pool *a, const int64_t *shape, int ndim,
     return DT_OK;
 }
 
-#define ADAPTIVE_DEF(NAME, T)                                             \
+#define ADAPTIVE_DEF(NAME, T, SUM)                                        \
     static void                                                           \
     NAME(T *out, const T *x, const dt_nnc_pool *a)                        \
     {                                                                     \
@@ -69,9 +69,7 @@ adaptive_setup(dt_nnc_pool *a, const int64_t *shape, int ndim,
                     int64_t we = win_end(ow, a->OW, a->W);                \
                     double sum = 0.0;                                     \
                     for (int64_t ih = hs; ih < he; ih++) {                \
-                        for (int64_t iw = ws; iw < we; iw++) {            \
-                            sum += in[ih * a->W + iw];                    \
-                        }                                                 \
+                        sum += SUM(in + ih * a->W + ws, we - ws);         \
                     }                                                     \
                     *out++ = (T)(sum / (double)((he - hs) * (we - ws)));  \
                 }                                                         \
@@ -102,8 +100,8 @@ adaptive_setup(dt_nnc_pool *a, const int64_t *shape, int ndim,
         }                                                                 \
     }
 
-ADAPTIVE_DEF(adaptive_f32, float)
-ADAPTIVE_DEF(adaptive_f64, double)
+ADAPTIVE_DEF(adaptive_f32, float, dt_nnc_sum_f32)
+ADAPTIVE_DEF(adaptive_f64, double, dt_nnc_sum_f64)
 ADAPTIVE_BACK_DEF(adaptive_back_f32, float)
 ADAPTIVE_BACK_DEF(adaptive_back_f64, double)
 

@@ -66,7 +66,7 @@ dt_avg_pool2d_forward(dt_tensor **out, const dt_tensor *x, const int64_t *k,
     dt_nnc_pool a;
     dt_dtype cdt = DT_FLOAT32;
     DT_TRY(dt_nnc_pool_setup(&a, x->shape, x->ndim, k, s, p, one, ceil_mode,
-                      "avg_pool2d"));
+                             "avg_pool2d"));
     if (x->dtype == DT_BOOL || x->dtype == DT_UINT8 ||
         x->dtype == DT_INT32) {
         return dt_fail(DT_ERR_NOTIMPL, "avg_pool2d: not implemented for "
@@ -133,8 +133,8 @@ dt_avg_pool2d_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
     const int64_t *ia = n->iargs;
     dt_nnc_pool a;
     dt_dtype cdt = DT_FLOAT32;
-    DT_TRY(dt_nnc_pool_setup(&a, im->shape, im->ndim, ia, ia + 2, ia + 4, one,
-                      ia[6] != 0, "avg_pool2d"));
+    DT_TRY(dt_nnc_pool_setup(&a, im->shape, im->ndim, ia, ia + 2, ia + 4,
+                             one, ia[6] != 0, "avg_pool2d"));
     DT_TRY(dt_nnc_compute_dtype(&cdt, im->dtype, "avg_pool2d"));
     dt_tensor *gc = NULL;
     dt_status s = dt_nnc_prep(&gc, go[0], cdt);

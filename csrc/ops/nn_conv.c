@@ -1,4 +1,6 @@
-/* nn_conv.c: conv2d forward and backward (NCHW, and unbatched CHW).
+/* nn_conv.c: conv2d forward and backward (NCHW, and unbatched CHW): the
+ * checks, and the im2col + GEMM path; 3x3 stride-1 convolutions with
+ * enough channels go to Winograd instead (nn_winograd.c).
  *
  * Forward, per sample and group: im2col into one reused buffer, then one
  * GEMM  out (Og, OH*OW) = W_g (Og, Cg*kh*kw) @ cols, with the bias
@@ -6,11 +8,12 @@
  * padding needs no im2col: the input already is the column matrix.
  *
  * Backward, per sample and group: grad W_g += G (Og, L) @ cols^T, with
- * cols recomputed rather than kept from the forward (memory stays at
- * what PyTorch uses); grad cols = W_g^T @ G, scattered back by col2im;
- * grad b sums G over samples and positions.
+ * cols recomputed rather than kept from the forward (so only x and W are
+ * saved, as in PyTorch); grad cols = W_g^T @ G, scattered back by
+ * col2im; grad b sums G over positions while each sample is in cache.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 
 #include "nn.h"
@@ -132,6 +135,11 @@ conv_setup(conv_args *a, const dt_tensor *x, const dt_tensor *w,
     }
     g->OH = (ph - ekh) / g->sh + 1;
     g->OW = (pw - ekw) / g->sw + 1;
+    if (g->OH * g->OW > INT_MAX || a->Cg * g->kh * g->kw > INT_MAX ||
+        a->O > INT_MAX) {
+        return dt_fail(DT_ERR_RUNTIME, "conv2d: sizes are too large for "
+                       "BLAS");
+    }
     a->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 &&
                 g->ph == 0 && g->pw == 0;
     dt_dtype cdt = DT_FLOAT32;
@@ -248,48 +256,6 @@ dt_conv2d_forward(dt_tensor **out, const dt_tensor *x, const dt_tensor *w,
 /* ---------------------------------------------------------------------- */
 /* backward                                                                */
 
-/* Sum of p[0..n): 16 independent lanes so the loop vectorises (a single
- * accumulator would have to add in order), then the lanes in double. */
-static double
-sum_f32(const float *p, int64_t n)
-{
-    float lane[16] = {0};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        for (int k = 0; k < 16; k++) {
-            lane[k] += p[i + k];
-        }
-    }
-    double acc = 0.0;
-    for (int k = 0; k < 16; k++) {
-        acc += lane[k];
-    }
-    for (; i < n; i++) {
-        acc += p[i];
-    }
-    return acc;
-}
-
-static double
-sum_f64(const double *p, int64_t n)
-{
-    double lane[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int k = 0; k < 8; k++) {
-            lane[k] += p[i + k];
-        }
-    }
-    double acc = 0.0;
-    for (int k = 0; k < 8; k++) {
-        acc += lane[k];
-    }
-    for (; i < n; i++) {
-        acc += p[i];
-    }
-    return acc;
-}
-
 /* gb[o] += the sum of sample n's gradient plane o, while it is still in
  * cache from that sample's GEMMs. */
 static void
@@ -298,8 +264,9 @@ bias_grad_add(double *gb, const char *G, const conv_args *a, int64_t n,
 {
     for (int64_t o = 0; o < a->O; o++) {
         int64_t base = (n * a->O + o) * L;
-        gb[o] += cdt == DT_FLOAT32 ? sum_f32((const float *)G + base, L)
-                                   : sum_f64((const double *)G + base, L);
+        gb[o] += cdt == DT_FLOAT32
+                     ? dt_nnc_sum_f32((const float *)G + base, L)
+                     : dt_nnc_sum_f64((const double *)G + base, L);
     }
 }
 

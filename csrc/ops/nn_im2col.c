@@ -45,7 +45,8 @@ valid_range(int64_t *lo, int64_t *hi, int64_t off, int64_t stride,
     } while (0)
 
 /* Input index of output (oh, ow) for the current tap. */
-#define SRC(oh, ow) (plane + ((oh) * g->sh + offh) * g->W + (ow) * g->sw + offw)
+#define SRC(oh, ow)                                                       \
+    (plane + ((oh) * g->sh + offh) * g->W + (ow) * g->sw + offw)
 
 #define IM2COL_DEF(NAME, T)                                               \
     static void                                                           \

@@ -120,6 +120,48 @@ dt_nnc_gemm(dt_dtype cdt, bool ta, bool tb, int64_t M, int64_t N,
     }
 }
 
+/* Sum of p[0..n): 16 independent lanes so the loop vectorises (a single
+ * accumulator would have to add in order), then the lanes in double. */
+double
+dt_nnc_sum_f32(const float *p, int64_t n)
+{
+    float lane[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int k = 0; k < 16; k++) {
+            lane[k] += p[i + k];
+        }
+    }
+    double acc = 0.0;
+    for (int k = 0; k < 16; k++) {
+        acc += lane[k];
+    }
+    for (; i < n; i++) {
+        acc += p[i];
+    }
+    return acc;
+}
+
+double
+dt_nnc_sum_f64(const double *p, int64_t n)
+{
+    double lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int k = 0; k < 8; k++) {
+            lane[k] += p[i + k];
+        }
+    }
+    double acc = 0.0;
+    for (int k = 0; k < 8; k++) {
+        acc += lane[k];
+    }
+    for (; i < n; i++) {
+        acc += p[i];
+    }
+    return acc;
+}
+
 dt_status
 dt_nnc_record(dt_tensor **out, dt_node **node, const char *name,
               dt_backward_fn fn, const dt_tensor *const *in, int nin,

@@ -114,9 +114,9 @@ check_window(const int64_t *k, const int64_t *s, const int64_t *p,
 }
 
 dt_status
-dt_nnc_pool_setup(dt_nnc_pool *a, const int64_t *shape, int ndim, const int64_t *k,
-           const int64_t *s, const int64_t *p, const int64_t *d,
-           bool ceil_mode, const char *op)
+dt_nnc_pool_setup(dt_nnc_pool *a, const int64_t *shape, int ndim,
+                  const int64_t *k, const int64_t *s, const int64_t *p,
+                  const int64_t *d, bool ceil_mode, const char *op)
 {
     DT_TRY(check_window(k, s, p, d, op));
     DT_TRY(dt_nnc_pool_planes(a, shape, ndim, op));
@@ -254,7 +254,7 @@ dt_max_pool2d_forward(dt_tensor **out, dt_tensor **indices,
     dt_nnc_pool a;
     dt_dtype cdt = DT_FLOAT32;
     DT_TRY(dt_nnc_pool_setup(&a, x->shape, x->ndim, k, s, p, d, ceil_mode,
-                      "max_pool2d"));
+                             "max_pool2d"));
     DT_TRY(dt_nnc_compute_dtype(&cdt, x->dtype, "max_pool2d"));
     dt_tensor *xc = NULL, *res = NULL, *ind = NULL;
     dt_status st = dt_nnc_prep(&xc, x, cdt);
