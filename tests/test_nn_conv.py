@@ -507,3 +507,58 @@ def test_bad_inputs():
     _raises(RuntimeError, "dropout: result type Float can't be cast",
             F.dropout, dtrain.ones(3, dtype=dtrain.int64), 0.5)
     _raises(ValueError, "dropout probability", F.dropout, r(3), 1.5)
+
+
+# ---------------------------------------------------------------- leaks
+
+def _forward_backward(fn, *shapes):
+    leaves = [make(s, seed=i).requires_grad_() for i, s in enumerate(shapes)]
+    out = fn(*leaves)
+    out = out[0] if isinstance(out, tuple) else out
+    out.backward(dtrain.ones(*out.shape))
+    return [x.grad for x in leaves]
+
+
+def _all_fail():
+    r = dtrain.randn
+    for call in (lambda: F.conv2d(r(2, 4, 5, 5), r(8, 3, 3, 3)),
+                 lambda: F.linear(r(2, 3), r(4, 5)),
+                 lambda: F.max_pool2d(r(1, 1, 2, 2), 3),
+                 lambda: F.embedding(dtrain.tensor([9]), r(3, 4))):
+        with pytest.raises((RuntimeError, IndexError)):
+            call()
+
+
+LEAK_OPS = dict(
+    linear=lambda: _forward_backward(F.linear, (4, 3), (5, 3), (5,)),
+    conv=lambda: _forward_backward(
+        lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
+        (2, 3, 6, 6), (4, 3, 3, 3), (4,)),
+    winograd=lambda: _forward_backward(
+        lambda x, w, b: F.conv2d(x, w, b, padding=1),
+        (2, 16, 5, 5), (16, 16, 3, 3), (16,)),
+    pools=lambda: (
+        _forward_backward(lambda x: F.max_pool2d(x, 2), (2, 3, 6, 6)),
+        _forward_backward(lambda x: F.max_pool2d(x, 3, 1, 1), (2, 3, 6, 6)),
+        _forward_backward(lambda x: F.avg_pool2d(x, 3, 2, 1), (2, 3, 6, 6)),
+        _forward_backward(lambda x: F.adaptive_avg_pool2d(x, 2),
+                          (2, 3, 6, 6))),
+    embedding=lambda: _forward_backward(
+        lambda w: F.embedding(dtrain.tensor([[0, 2], [2, 1]]), w,
+                              padding_idx=1), (3, 4)),
+    dropout=lambda: _forward_backward(lambda x: F.dropout(x, 0.3), (5, 7)),
+    errors=_all_fail,
+)
+
+
+@pytest.mark.parametrize("name", sorted(LEAK_OPS))
+def test_no_leaks(name):
+    import gc
+    op = LEAK_OPS[name]
+    op()
+    gc.collect()
+    before = dtrain._C._live_counts()
+    for _ in range(30):
+        op()
+    gc.collect()
+    assert dtrain._C._live_counts() == before, name
