@@ -4,8 +4,11 @@
  * Row (c, ki, kj) of the columns holds, for every output position
  * (oh, ow), the input pixel that kernel tap meets there. For one row the
  * output columns whose pixel lies inside the image form one range
- * [lo, hi), computed once, so the inner loops are plain copies (memcpy at
- * stride 1) with zero fill on either side, and no per-pixel bounds test.
+ * [lo, hi), and the output rows likewise, computed once per tap, so the
+ * inner loops are plain copies with zero fill on either side and no
+ * per-pixel bounds test. At stride 1 with OW == W (a "same" convolution)
+ * a tap's valid rows are one contiguous input span: one memcpy, then the
+ * few padding columns are zeroed.
  */
 #include "nn.h"
 

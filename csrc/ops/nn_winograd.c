@@ -15,8 +15,9 @@
  *   grad weight   dU = sum over tiles of (A dY A^T) . (B^T d B), 16 GEMMs;
  *                 dW = G^T dU G
  *
- * Tiles are processed in blocks of whole tile rows (about 512 tiles), so
- * the transformed buffers stay a few MiB whatever the batch size.
+ * Tiles are processed in blocks of whole tile rows (about 256 tiles), so
+ * the transformed buffers stay small (in cache for the GEMMs right after)
+ * whatever the batch size.
  */
 #include <stdlib.h>
 
