@@ -122,7 +122,7 @@ dt_nnc_gemm(dt_dtype cdt, bool ta, bool tb, int64_t M, int64_t N,
 
 /* Sum of p[0..n): 16 independent lanes so the loop vectorises (a single
  * accumulator would have to add in order), then the lanes in double. */
-double
+DT_NNC_CLONES double
 dt_nnc_sum_f32(const float *p, int64_t n)
 {
     float lane[16] = {0};
@@ -142,7 +142,7 @@ dt_nnc_sum_f32(const float *p, int64_t n)
     return acc;
 }
 
-double
+DT_NNC_CLONES double
 dt_nnc_sum_f64(const double *p, int64_t n)
 {
     double lane[8] = {0};
