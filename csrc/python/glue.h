@@ -80,6 +80,7 @@ extern PyMethodDef dt_py_index_functions[];
 extern PyMethodDef dt_py_creation_functions[];  /* py_creation.c */
 extern PyMethodDef dt_py_optim_functions[];     /* py_optim.c */
 extern PyMethodDef dt_py_nn_loss_functions[];   /* py_nn_loss.c */
+extern PyMethodDef dt_py_nn_conv_functions[];   /* py_nn_conv.c */
 
 /* Number-protocol and subscript entry points the Tensor type's slots call,
  * implemented by the family glue files. */
