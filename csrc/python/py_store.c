@@ -10,7 +10,8 @@
  *   TimeoutError)
  *
  * This file holds the server type, the shared helpers and the module init;
- * py_store_client.c holds the client type. Every blocking call releases
+ * py_store_client.c holds the client type and the methods it shares with
+ * _C._FileStore (py_file_store.c). Every blocking call releases
  * the GIL; the core calls back between 100 ms slices, and the callback
  * takes the GIL back just long enough to run PyErr_CheckSignals, so Ctrl-C
  * interrupts a blocked get or wait. Timeouts arrive in seconds (the Python
@@ -90,6 +91,16 @@ dt_py_store_timeout_ms(PyObject *o, int64_t *out)
     return 0;
 }
 
+PyObject *
+dt_py_store_opened(PyObject *self, dt_status s)
+{
+    if (s != DT_OK) {
+        Py_DECREF(self);
+        return dt_py_store_raise(s);
+    }
+    return self;
+}
+
 /* ---------------------------------------------------------------------- */
 /* _StoreServer                                                            */
 
@@ -111,11 +122,7 @@ server_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     s = dt_store_server_start(&self->s, host, port);
     Py_END_ALLOW_THREADS
-    if (s != DT_OK) {
-        Py_DECREF(self);
-        return dt_py_store_raise(s);
-    }
-    return (PyObject *)self;
+    return dt_py_store_opened((PyObject *)self, s);
 }
 
 static void

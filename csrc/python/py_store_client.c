@@ -1,76 +1,48 @@
-/* py_store_client.c: _C._StoreClient, a connection to a TCPStore server
- * (see py_store.c for the conventions). */
+/* py_store_client.c: the Python methods shared by _C._StoreClient and
+ * _C._FileStore (py_file_store.c), which differ only in their
+ * dt_py_store_ops; and _StoreClient itself, a connection to a TCPStore
+ * server (see py_store.c for the conventions). */
 #include "py_store.h"
 
-typedef struct py_client {
-    PyObject_HEAD
-    dt_store_client *c;        /* owned; NULL once closed */
-    int busy;                  /* calls in flight without the GIL */
-} py_client;
-
-static dt_store_client *
-client_get(py_client *self)
+static void *
+store_get(dt_py_store *self)
 {
-    if (!self->c) {
-        PyErr_SetString(dt_py_store_error, "TCPStore: the store is closed");
+    if (!self->st) {
+        PyErr_Format(dt_py_store_error, "%s: the store is closed",
+                     self->ops->name);
     }
-    return self->c;
+    return self->st;
 }
 
 /* ---------------------------------------------------------------------- */
-/* _StoreClient                                                            */
+/* the shared methods                                                      */
 
-static PyObject *
-client_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"host", "port", "timeout", NULL};
-    const char *host;
-    int port;
-    PyObject *timeout;
-    int64_t ms;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "siO:_StoreClient",
-                                     kwlist, &host, &port, &timeout) ||
-        dt_py_store_timeout_ms(timeout, &ms) < 0) {
-        return NULL;
-    }
-    py_client *self = (py_client *)type->tp_alloc(type, 0);
-    if (!self) {
-        return NULL;
-    }
-    dt_status s;
-    DT_PY_STORE_CALL(s, self, dt_store_client_connect(&self->c, host, port, ms,
-                                                      hook));
-    if (s != DT_OK) {
-        Py_DECREF(self);
-        return dt_py_store_raise(s);
-    }
-    return (PyObject *)self;
-}
-
-static void
-client_dealloc(py_client *self)
+void
+dt_py_store_dealloc(dt_py_store *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    dt_store_client_free(self->c);
+    if (self->ops) {
+        self->ops->free(self->st);
+    }
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
 
-static PyObject *
-client_close(py_client *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+dt_py_store_meth_close(dt_py_store *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->busy) {
-        PyErr_SetString(dt_py_store_error, "TCPStore.close(): another "
-                        "thread is still using the store");
+        PyErr_Format(dt_py_store_error, "%s.close(): another thread is "
+                     "still using the store", self->ops->name);
         return NULL;
     }
-    dt_store_client_free(self->c);
-    self->c = NULL;
+    self->ops->free(self->st);
+    self->st = NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *
-client_set(py_client *self, PyObject *args)
+PyObject *
+dt_py_store_meth_set(dt_py_store *self, PyObject *args)
 {
     const char *key;
     Py_ssize_t klen;
@@ -78,16 +50,16 @@ client_set(py_client *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "s#s*:set", &key, &klen, &val)) {
         return NULL;
     }
-    dt_store_client *c = client_get(self);
+    void *st = store_get(self);
     dt_status s = DT_OK;
-    if (c) {
+    if (st) {
         DT_PY_STORE_CALL(s, self,
-                         dt_store_client_set(c, hook, key, (size_t)klen,
-                                             val.buf, (size_t)val.len));
+                         self->ops->set(st, hook, key, (size_t)klen,
+                                        val.buf, (size_t)val.len));
     }
     PyBuffer_Release(&val);
-    if (!c || s != DT_OK) {
-        return c ? dt_py_store_raise(s) : NULL;
+    if (!st || s != DT_OK) {
+        return st ? dt_py_store_raise(s) : NULL;
     }
     Py_RETURN_NONE;
 }
@@ -103,30 +75,29 @@ store_result(dt_status s, dt_py_store_wait *w)
     return w->result;
 }
 
-static PyObject *
-client_get_(py_client *self, PyObject *args)
+PyObject *
+dt_py_store_meth_get(dt_py_store *self, PyObject *args)
 {
     const char *key;
     Py_ssize_t klen;
     if (!PyArg_ParseTuple(args, "s#:get", &key, &klen)) {
         return NULL;
     }
-    dt_store_client *c = client_get(self);
-    if (!c) {
+    void *st = store_get(self);
+    if (!st) {
         return NULL;
     }
     void *value = NULL;
     size_t vlen = 0;
     dt_py_store_wait w = {0};
     dt_status s;
-    DT_PY_STORE_CALL_W(s, self, w, dt_store_client_get(c, hook, &value,
-                                                       &vlen, key,
-                                                       (size_t)klen));
+    DT_PY_STORE_CALL_W(s, self, w, self->ops->get(st, hook, &value, &vlen,
+                                                  key, (size_t)klen));
     return store_result(s, &w);
 }
 
-static PyObject *
-client_add(py_client *self, PyObject *args)
+PyObject *
+dt_py_store_meth_add(dt_py_store *self, PyObject *args)
 {
     const char *key;
     Py_ssize_t klen;
@@ -134,19 +105,19 @@ client_add(py_client *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "s#L:add", &key, &klen, &delta)) {
         return NULL;
     }
-    dt_store_client *c = client_get(self);
-    if (!c) {
+    void *st = store_get(self);
+    if (!st) {
         return NULL;
     }
     int64_t result = 0;
     dt_status s;
-    DT_PY_STORE_CALL(s, self, dt_store_client_add(c, hook, &result, key,
-                                                  (size_t)klen, delta));
+    DT_PY_STORE_CALL(s, self, self->ops->add(st, hook, &result, key,
+                                             (size_t)klen, delta));
     return s != DT_OK ? dt_py_store_raise(s) : PyLong_FromLongLong(result);
 }
 
-static PyObject *
-client_compare_set(py_client *self, PyObject *args)
+PyObject *
+dt_py_store_meth_compare_set(dt_py_store *self, PyObject *args)
 {
     const char *key;
     Py_ssize_t klen;
@@ -155,24 +126,25 @@ client_compare_set(py_client *self, PyObject *args)
                           &des)) {
         return NULL;
     }
-    dt_store_client *c = client_get(self);
+    void *st = store_get(self);
     void *value = NULL;
     size_t vlen = 0;
     dt_py_store_wait w = {0};
     dt_status s = DT_OK;
-    if (c) {
-        DT_PY_STORE_CALL_W(s, self, w, dt_store_client_compare_set(
-                                           c, hook, &value, &vlen, key,
+    if (st) {
+        DT_PY_STORE_CALL_W(s, self, w, self->ops->compare_set(
+                                           st, hook, &value, &vlen, key,
                                            (size_t)klen, exp.buf,
                                            (size_t)exp.len, des.buf,
                                            (size_t)des.len));
     }
     PyBuffer_Release(&exp);
     PyBuffer_Release(&des);
-    return c ? store_result(s, &w) : NULL;
+    return st ? store_result(s, &w) : NULL;
 }
 
-/* A list of str or bytes keys, borrowed from the items of `fast`. */
+/* A list of str (or, where the store takes them, bytes) keys, borrowed
+ * from the items of `fast`. */
 typedef struct key_list {
     PyObject *fast;
     const void **keys;
@@ -189,14 +161,15 @@ keys_free(key_list *kl)
 }
 
 static int
-keys_parse(key_list *kl, PyObject *seq, const char *op)
+keys_parse(key_list *kl, PyObject *seq, const dt_py_store_ops *ops,
+           const char *op)
 {
     *kl = (key_list){0};
     if (PyUnicode_Check(seq) || PyBytes_Check(seq) ||
         !(kl->fast = PySequence_Fast(seq, ""))) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "TCPStore.%s(): keys must be a list "
-                     "of str, got %s", op, Py_TYPE(seq)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s.%s(): keys must be a list of "
+                     "str, got %s", ops->name, op, Py_TYPE(seq)->tp_name);
         return -1;
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(kl->fast);
@@ -214,12 +187,12 @@ keys_parse(key_list *kl, PyObject *seq, const char *op)
             if (!(kl->keys[i] = PyUnicode_AsUTF8AndSize(k, &len))) {
                 goto fail;
             }
-        } else if (PyBytes_Check(k)) {
+        } else if (ops->bytes_keys && PyBytes_Check(k)) {
             kl->keys[i] = PyBytes_AS_STRING(k);
             len = PyBytes_GET_SIZE(k);
         } else {
-            PyErr_Format(PyExc_TypeError, "TCPStore.%s(): keys must be "
-                         "str, but key %zd is %s", op, i,
+            PyErr_Format(PyExc_TypeError, "%s.%s(): keys must be str, but "
+                         "key %zd is %s", ops->name, op, i,
                          Py_TYPE(k)->tp_name);
             goto fail;
         }
@@ -231,136 +204,240 @@ fail:
     return -1;
 }
 
-static PyObject *
-client_wait(py_client *self, PyObject *args)
+PyObject *
+dt_py_store_meth_wait(dt_py_store *self, PyObject *args)
 {
     PyObject *seq, *timeout = Py_None;
     int64_t ms = -1;
     key_list kl;
     if (!PyArg_ParseTuple(args, "O|O:wait", &seq, &timeout) ||
         (timeout != Py_None && dt_py_store_timeout_ms(timeout, &ms) < 0) ||
-        keys_parse(&kl, seq, "wait") < 0) {
+        keys_parse(&kl, seq, self->ops, "wait") < 0) {
         return NULL;
     }
-    dt_store_client *c = client_get(self);
+    void *st = store_get(self);
     dt_status s = DT_OK;
-    if (c) {
-        DT_PY_STORE_CALL(s, self, dt_store_client_wait(c, hook, kl.keys,
-                                                       kl.klens, kl.n, ms));
+    if (st) {
+        DT_PY_STORE_CALL(s, self, self->ops->wait(st, hook, kl.keys,
+                                                  kl.klens, kl.n, ms));
     }
     keys_free(&kl);
-    if (!c || s != DT_OK) {
-        return c ? dt_py_store_raise(s) : NULL;
+    if (!st || s != DT_OK) {
+        return st ? dt_py_store_raise(s) : NULL;
     }
     Py_RETURN_NONE;
 }
 
-static PyObject *
-client_check(py_client *self, PyObject *seq)
+PyObject *
+dt_py_store_meth_check(dt_py_store *self, PyObject *seq)
 {
     key_list kl;
-    if (keys_parse(&kl, seq, "check") < 0) {
+    if (keys_parse(&kl, seq, self->ops, "check") < 0) {
         return NULL;
     }
-    dt_store_client *c = client_get(self);
+    void *st = store_get(self);
     dt_status s = DT_OK;
     int all = 0;
-    if (c) {
-        DT_PY_STORE_CALL(s, self, dt_store_client_check(c, hook, &all, kl.keys,
-                                                        kl.klens, kl.n));
+    if (st) {
+        DT_PY_STORE_CALL(s, self, self->ops->check(st, hook, &all, kl.keys,
+                                                   kl.klens, kl.n));
     }
     keys_free(&kl);
-    if (!c || s != DT_OK) {
-        return c ? dt_py_store_raise(s) : NULL;
+    if (!st || s != DT_OK) {
+        return st ? dt_py_store_raise(s) : NULL;
     }
     return PyBool_FromLong(all);
 }
 
-static PyObject *
-client_delete_key(py_client *self, PyObject *args)
+PyObject *
+dt_py_store_meth_delete_key(dt_py_store *self, PyObject *args)
 {
     const char *key;
     Py_ssize_t klen;
     if (!PyArg_ParseTuple(args, "s#:delete_key", &key, &klen)) {
         return NULL;
     }
-    dt_store_client *c = client_get(self);
-    if (!c) {
+    void *st = store_get(self);
+    if (!st) {
         return NULL;
     }
     int deleted = 0;
     dt_status s;
-    DT_PY_STORE_CALL(s, self, dt_store_client_delete(c, hook, &deleted, key,
-                                                     (size_t)klen));
+    DT_PY_STORE_CALL(s, self, self->ops->delete_key(st, hook, &deleted, key,
+                                                    (size_t)klen));
     return s != DT_OK ? dt_py_store_raise(s) : PyBool_FromLong(deleted);
 }
 
-static PyObject *
-client_num_keys(py_client *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+dt_py_store_meth_num_keys(dt_py_store *self, PyObject *Py_UNUSED(ignored))
 {
-    dt_store_client *c = client_get(self);
-    if (!c) {
+    void *st = store_get(self);
+    if (!st) {
         return NULL;
     }
     int64_t n = 0;
     dt_status s;
-    DT_PY_STORE_CALL(s, self, dt_store_client_num_keys(c, hook, &n));
+    DT_PY_STORE_CALL(s, self, self->ops->num_keys(st, hook, &n));
     return s != DT_OK ? dt_py_store_raise(s) : PyLong_FromLongLong(n);
 }
 
-static PyObject *
-client_set_timeout(py_client *self, PyObject *timeout)
+PyObject *
+dt_py_store_meth_set_timeout(dt_py_store *self, PyObject *timeout)
 {
     int64_t ms;
-    dt_store_client *c = client_get(self);
-    if (!c || dt_py_store_timeout_ms(timeout, &ms) < 0) {
+    void *st = store_get(self);
+    if (!st || dt_py_store_timeout_ms(timeout, &ms) < 0) {
         return NULL;
     }
-    dt_store_client_set_timeout(c, ms);
+    self->ops->set_timeout(st, ms);
     Py_RETURN_NONE;
 }
 
-static PyObject *
-client_timeout(py_client *self, void *Py_UNUSED(closure))
+PyObject *
+dt_py_store_meth_timeout(dt_py_store *self, void *Py_UNUSED(closure))
 {
-    dt_store_client *c = client_get(self);
-    return c ? PyFloat_FromDouble(dt_store_client_timeout(c) / 1000.0)
-             : NULL;
+    void *st = store_get(self);
+    return st ? PyFloat_FromDouble(self->ops->timeout(st) / 1000.0) : NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* _StoreClient                                                            */
+
+/* The client's calls, taking the store as `void *` for dt_py_store_ops. */
+static void
+client_free(void *c)
+{
+    dt_store_client_free(c);
+}
+
+static void
+client_set_timeout(void *c, int64_t timeout_ms)
+{
+    dt_store_client_set_timeout(c, timeout_ms);
+}
+
+static int64_t
+client_timeout(void *c)
+{
+    return dt_store_client_timeout(c);
+}
+
+static dt_status
+client_set(void *c, const dt_store_hook *hook, const void *key, size_t klen,
+           const void *value, size_t vlen)
+{
+    return dt_store_client_set(c, hook, key, klen, value, vlen);
+}
+
+static dt_status
+client_get(void *c, const dt_store_hook *hook, void **value, size_t *vlen,
+           const void *key, size_t klen)
+{
+    return dt_store_client_get(c, hook, value, vlen, key, klen);
+}
+
+static dt_status
+client_add(void *c, const dt_store_hook *hook, int64_t *result,
+           const void *key, size_t klen, int64_t delta)
+{
+    return dt_store_client_add(c, hook, result, key, klen, delta);
+}
+
+static dt_status
+client_compare_set(void *c, const dt_store_hook *hook, void **value,
+                   size_t *vlen, const void *key, size_t klen,
+                   const void *expected, size_t elen, const void *desired,
+                   size_t dlen)
+{
+    return dt_store_client_compare_set(c, hook, value, vlen, key, klen,
+                                       expected, elen, desired, dlen);
+}
+
+static dt_status
+client_wait(void *c, const dt_store_hook *hook, const void *const *keys,
+            const size_t *klens, size_t nkeys, int64_t timeout_ms)
+{
+    return dt_store_client_wait(c, hook, keys, klens, nkeys, timeout_ms);
+}
+
+static dt_status
+client_check(void *c, const dt_store_hook *hook, int *all_exist,
+             const void *const *keys, const size_t *klens, size_t nkeys)
+{
+    return dt_store_client_check(c, hook, all_exist, keys, klens, nkeys);
+}
+
+static dt_status
+client_delete(void *c, const dt_store_hook *hook, int *deleted,
+              const void *key, size_t klen)
+{
+    return dt_store_client_delete(c, hook, deleted, key, klen);
+}
+
+static dt_status
+client_num_keys(void *c, const dt_store_hook *hook, int64_t *n)
+{
+    return dt_store_client_num_keys(c, hook, n);
+}
+
+static const dt_py_store_ops client_ops = {
+    .name = "TCPStore",
+    .bytes_keys = true,
+    .free = client_free,
+    .set_timeout = client_set_timeout,
+    .timeout = client_timeout,
+    .set = client_set,
+    .get = client_get,
+    .add = client_add,
+    .compare_set = client_compare_set,
+    .wait = client_wait,
+    .check = client_check,
+    .delete_key = client_delete,
+    .num_keys = client_num_keys,
+};
+
+static PyObject *
+client_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"host", "port", "timeout", NULL};
+    const char *host;
+    int port;
+    PyObject *timeout;
+    int64_t ms;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "siO:_StoreClient",
+                                     kwlist, &host, &port, &timeout) ||
+        dt_py_store_timeout_ms(timeout, &ms) < 0) {
+        return NULL;
+    }
+    dt_py_store *self = (dt_py_store *)type->tp_alloc(type, 0);
+    if (!self) {
+        return NULL;
+    }
+    self->ops = &client_ops;
+    dt_store_client *c = NULL;
+    dt_status s;
+    DT_PY_STORE_CALL(s, self, dt_store_client_connect(&c, host, port, ms,
+                                                      hook));
+    self->st = c;
+    return dt_py_store_opened((PyObject *)self, s);
 }
 
 static PyMethodDef client_methods[] = {
-    {"set", (PyCFunction)client_set, METH_VARARGS,
-     "set(key, value)\n--\n\nStores value (str or bytes) under key."},
-    {"get", (PyCFunction)client_get_, METH_VARARGS,
-     "get(key)\n--\n\nThe value (bytes); blocks until the key exists."},
-    {"add", (PyCFunction)client_add, METH_VARARGS,
-     "add(key, amount)\n--\n\nAdds to an integer key; the new value."},
-    {"compare_set", (PyCFunction)client_compare_set, METH_VARARGS,
-     "compare_set(key, expected, desired)\n--\n\n"
-     "Swaps if the value equals expected; the value afterwards."},
-    {"wait", (PyCFunction)client_wait, METH_VARARGS,
-     "wait(keys, timeout=None)\n--\n\nBlocks until every key exists."},
-    {"check", (PyCFunction)client_check, METH_O,
-     "check(keys)\n--\n\nWhether every key exists, without waiting."},
-    {"delete_key", (PyCFunction)client_delete_key, METH_VARARGS,
-     "delete_key(key)\n--\n\nDeletes key; whether it existed."},
-    {"num_keys", (PyCFunction)client_num_keys, METH_NOARGS,
-     "num_keys()\n--\n\nThe number of keys stored."},
-    {"set_timeout", (PyCFunction)client_set_timeout, METH_O,
-     "set_timeout(seconds)\n--\n\nThe default timeout of later calls."},
-    {"close", (PyCFunction)client_close, METH_NOARGS,
+    DT_PY_STORE_METHODS,
+    {"close", (PyCFunction)dt_py_store_meth_close, METH_NOARGS,
      "close()\n--\n\nCloses the connection."},
     {NULL, NULL, 0, NULL} /* sentinel */
 };
 
 static PyGetSetDef client_getset[] = {
-    {"timeout", (getter)client_timeout, NULL, "timeout in seconds", NULL},
+    {"timeout", (getter)dt_py_store_meth_timeout, NULL, "timeout in seconds",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL} /* sentinel */
 };
 
 static PyType_Slot client_slots[] = {
     {Py_tp_new, client_new},
-    {Py_tp_dealloc, client_dealloc},
+    {Py_tp_dealloc, dt_py_store_dealloc},
     {Py_tp_methods, client_methods},
     {Py_tp_getset, client_getset},
     {Py_tp_doc, "_StoreClient(host, port, timeout)\n--\n\n"
@@ -370,8 +447,7 @@ static PyType_Slot client_slots[] = {
 
 PyType_Spec dt_py_store_client_spec = {
     .name = "dtrain._C._StoreClient",
-    .basicsize = sizeof(py_client),
+    .basicsize = sizeof(dt_py_store),
     .flags = Py_TPFLAGS_DEFAULT,
     .slots = client_slots,
 };
-
