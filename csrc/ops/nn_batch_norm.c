@@ -8,25 +8,8 @@
 #include "../autograd/autograd.h"
 #include "nn_loss.h"
 
-#define NN_T float
-#define NN_S(name) name##_f32
-#define NN_EXP(x) expf(x)
-#define NN_LOG(x) logf(x)
-#include "nn_bnorm_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
-
-#define NN_T double
-#define NN_S(name) name##_f64
-#define NN_EXP(x) exp(x)
-#define NN_LOG(x) log(x)
-#include "nn_bnorm_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
+#define NN_GEN "nn_bnorm_gen.h"
+#include "nn_types_gen.h"
 
 /* ---------------------------------------------------------------------- */
 /* batch_norm                                                              */

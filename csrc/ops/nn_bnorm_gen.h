@@ -1,6 +1,6 @@
 /* nn_bnorm_gen.h: batch_norm kernels for one element type, included by
- * nn_batch_norm.c once per NN_T (see nn_rows_gen.h). The data is
- * (n, c, s) contiguous: batch, channels, spatial. */
+ * nn_batch_norm.c once per NN_T via nn_types_gen.h (see nn_rows_gen.h).
+ * The data is (n, c, s) contiguous: batch, channels, spatial. */
 #include "nn_rows_gen.h"
 
 /* s1 += sum(p), s2 += sum(p q) with p = u - ku, q = v - kv over one

@@ -1,5 +1,6 @@
 /* nn_ce_gen.h: cross_entropy and nll_loss kernels for one element type,
- * included by nn_loss_ce.c once per NN_T (see nn_rows_gen.h).
+ * included by nn_loss_ce.c once per NN_T via nn_types_gen.h (see
+ * nn_rows_gen.h).
  *
  * Every kernel sees the input as rows (R, C): one row of class scores per
  * sample (spatial inputs were transposed to that layout). Targets are

@@ -4,36 +4,10 @@
  * see them expanded to one contiguous shape, and the backward returns
  * gradients of that shape for the engine to sum down. */
 #include "../autograd/autograd.h"
-#include "ew_math.h"
 #include "nn_loss.h"
 
-#define NN_T float
-#define NN_S(name) name##_f32
-#define NN_EXP(x) ew_expf(x)
-#define NN_LOG(x) logf(x)
-#define NN_LOG1P(x) log1pf(x)
-#define NN_SIGMOID(x) ew_sigmoidf(x)
-#include "nn_loss_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
-#undef NN_LOG1P
-#undef NN_SIGMOID
-
-#define NN_T double
-#define NN_S(name) name##_f64
-#define NN_EXP(x) exp(x)
-#define NN_LOG(x) log(x)
-#define NN_LOG1P(x) log1p(x)
-#define NN_SIGMOID(x) (1 / (1 + exp(-(x))))
-#include "nn_loss_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
-#undef NN_LOG1P
-#undef NN_SIGMOID
+#define NN_GEN "nn_loss_gen.h"
+#include "nn_types_gen.h"
 
 /* The operands of one elementwise loss, broadcast and contiguous. */
 typedef struct loss_ops {
@@ -107,17 +81,31 @@ data_or_null(const dt_tensor *t)
     return t ? dt_tensor_data(t) : NULL;
 }
 
-/* The kernel's per-element `loss` ('none') or its total, reduced. */
+/* One loss kernel over the operands: per-element losses into `loss`
+ * (NULL: only the total is wanted); returns their total. */
+typedef double (*loss_kernel)(void *loss, const loss_ops *o, int64_t n);
+
+/* Runs `kernel` once (into a per-element buffer for 'none'), reduces,
+ * and delivers the result to *out as the operands' result dtype. */
 static dt_status
-loss_result(dt_tensor **r, dt_tensor *loss, double total, int64_t n,
-            dt_reduction red, dt_dtype ct)
+loss_compute(dt_tensor **out, const loss_ops *o, dt_reduction red,
+             loss_kernel kernel, const char *op)
 {
+    dt_tensor *loss = NULL, *r = NULL;
+    int64_t n = dt_tensor_numel(o->t[0]);
     if (red == DT_REDUCTION_NONE) {
-        *r = loss;
-        return DT_OK;
+        DT_TRY(dt_tensor_empty(&loss, o->shape, o->ndim, o->ct,
+                               DT_DEVICE_CPU));
     }
-    return dt_tensor_scalar(r, red == DT_REDUCTION_SUM ? total : total / n,
-                            ct);
+    double total = kernel(data_or_null(loss), o, n);
+    if (red == DT_REDUCTION_NONE) {
+        r = loss;
+    } else {
+        DT_TRY(dt_tensor_scalar(&r, red == DT_REDUCTION_SUM ? total
+                                                            : total / n,
+                                o->ct));
+    }
+    return dt_nn_deliver(out, r, o->dtype, op);
 }
 
 /* iargs[0]: reduction; dargs[0]: the broadcast numel (mean's divisor).
@@ -163,21 +151,13 @@ loss_record(dt_tensor **out, const char *name, dt_backward_fn fn,
 /* ---------------------------------------------------------------------- */
 /* mse_loss                                                                */
 
-static dt_status
-mse_compute(dt_tensor **out, const loss_ops *o, dt_reduction red)
+/* the per-element squared errors into loss (NULL: only their total) */
+static double
+mse_kernel(void *loss, const loss_ops *o, int64_t n)
 {
-    dt_tensor *loss = NULL, *r = NULL;
-    int64_t n = dt_tensor_numel(o->t[0]);
-    if (red == DT_REDUCTION_NONE) {
-        DT_TRY(dt_tensor_empty(&loss, o->shape, o->ndim, o->ct,
-                               DT_DEVICE_CPU));
-    }
     const void *a = dt_tensor_data(o->t[0]), *b = dt_tensor_data(o->t[1]);
-    double total = o->ct == DT_FLOAT32
-                       ? mse_forward_f32(data_or_null(loss), a, b, n)
-                       : mse_forward_f64(data_or_null(loss), a, b, n);
-    DT_TRY(loss_result(&r, loss, total, n, red, o->ct));
-    return dt_nn_deliver(out, r, o->dtype, "mse_loss");
+    return o->ct == DT_FLOAT32 ? mse_forward_f32(loss, a, b, n)
+                               : mse_forward_f64(loss, a, b, n);
 }
 
 dt_status
@@ -187,7 +167,7 @@ dt_mse_loss_forward(dt_tensor **out, const dt_tensor *input,
     const dt_tensor *in[2] = {input, target};
     loss_ops o;
     DT_TRY(loss_prepare(&o, in, 2, 2, false, "mse_loss"));
-    dt_status s = mse_compute(out, &o, reduction);
+    dt_status s = loss_compute(out, &o, reduction, mse_kernel, "mse_loss");
     loss_ops_free(&o);
     return s;
 }
@@ -228,7 +208,7 @@ dt_mse_loss(dt_tensor **out, const dt_tensor *input, const dt_tensor *target,
     loss_ops o;
     DT_TRY(dt_nn_check_out(out, record, "mse_loss"));
     DT_TRY(loss_prepare(&o, in, 2, 2, false, "mse_loss"));
-    dt_status s = mse_compute(out, &o, reduction);
+    dt_status s = loss_compute(out, &o, reduction, mse_kernel, "mse_loss");
     if (s == DT_OK && record) {
         s = loss_record(out, "MseLossBackward0", dt_mse_loss_backward, in,
                         &o, 2, reduction);
@@ -240,23 +220,14 @@ dt_mse_loss(dt_tensor **out, const dt_tensor *input, const dt_tensor *target,
 /* ---------------------------------------------------------------------- */
 /* binary_cross_entropy_with_logits                                        */
 
-static dt_status
-bce_compute(dt_tensor **out, const loss_ops *o, dt_reduction red)
+/* the per-element losses into loss (NULL: only their total) */
+static double
+bce_kernel(void *loss, const loss_ops *o, int64_t n)
 {
-    dt_tensor *loss = NULL, *r = NULL;
-    int64_t n = dt_tensor_numel(o->t[0]);
-    if (red == DT_REDUCTION_NONE) {
-        DT_TRY(dt_tensor_empty(&loss, o->shape, o->ndim, o->ct,
-                               DT_DEVICE_CPU));
-    }
-    void *l = data_or_null(loss);
     const void *x = dt_tensor_data(o->t[0]), *t = dt_tensor_data(o->t[1]);
     const void *w = data_or_null(o->t[2]), *pw = data_or_null(o->t[3]);
-    double total = o->ct == DT_FLOAT32 ? bce_forward_f32(l, x, t, w, pw, n)
-                                       : bce_forward_f64(l, x, t, w, pw, n);
-    DT_TRY(loss_result(&r, loss, total, n, red, o->ct));
-    return dt_nn_deliver(out, r, o->dtype,
-                         "binary_cross_entropy_with_logits");
+    return o->ct == DT_FLOAT32 ? bce_forward_f32(loss, x, t, w, pw, n)
+                               : bce_forward_f64(loss, x, t, w, pw, n);
 }
 
 dt_status
@@ -265,11 +236,11 @@ dt_bce_with_logits_forward(dt_tensor **out, const dt_tensor *input,
                            const dt_tensor *pos_weight,
                            dt_reduction reduction)
 {
+    const char *op = "binary_cross_entropy_with_logits";
     const dt_tensor *in[4] = {input, target, weight, pos_weight};
     loss_ops o;
-    DT_TRY(loss_prepare(&o, in, 4, 2, true,
-                        "binary_cross_entropy_with_logits"));
-    dt_status s = bce_compute(out, &o, reduction);
+    DT_TRY(loss_prepare(&o, in, 4, 2, true, op));
+    dt_status s = loss_compute(out, &o, reduction, bce_kernel, op);
     loss_ops_free(&o);
     return s;
 }
@@ -317,7 +288,7 @@ dt_bce_with_logits(dt_tensor **out, const dt_tensor *input,
     DT_TRY(dt_nn_no_grad_arg(weight, op, "weight"));
     DT_TRY(dt_nn_no_grad_arg(pos_weight, op, "pos_weight"));
     DT_TRY(loss_prepare(&o, in, 4, 2, true, op));
-    dt_status s = bce_compute(out, &o, reduction);
+    dt_status s = loss_compute(out, &o, reduction, bce_kernel, op);
     if (s == DT_OK && record) {
         s = loss_record(out, "BinaryCrossEntropyWithLogitsBackward0",
                         dt_bce_with_logits_backward, in, &o, 4, reduction);

@@ -17,8 +17,8 @@
  * Inputs are floating (float16/bfloat16 compute in float32 and round the
  * result). Kernels run on contiguous float32/float64 data (a copy only
  * when the input is not already that), so any view works; their loops
- * are written once per type in the nn_*_gen.h templates and compiled as
- * AVX2/AVX-512 clones.
+ * are written once in the nn_*_gen.h templates, compiled for float and
+ * double by nn_types_gen.h, and as AVX2/AVX-512 clones.
  */
 #ifndef DT_NN_LOSS_H
 #define DT_NN_LOSS_H

@@ -10,28 +10,10 @@
 #include <stdlib.h>
 
 #include "../autograd/autograd.h"
-#include "ew_math.h"
 #include "nn_loss.h"
 
-#define NN_T float
-#define NN_S(name) name##_f32
-#define NN_EXP(x) ew_expf(x)
-#define NN_LOG(x) logf(x)
-#include "nn_ce_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
-
-#define NN_T double
-#define NN_S(name) name##_f64
-#define NN_EXP(x) exp(x)
-#define NN_LOG(x) log(x)
-#include "nn_ce_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
+#define NN_GEN "nn_ce_gen.h"
+#include "nn_types_gen.h"
 
 /* torch's names for dtypes, which its messages use */
 static const char *
@@ -339,7 +321,7 @@ dt_nll_loss_forward(dt_tensor **out, const dt_tensor *input,
 /* ---------------------------------------------------------------------- */
 /* backward                                                                */
 
-/* iargs: n, c, d, ignore_index, reduction, prob; dargs: smoothing, the
+/* iargs: n, c, d, ignore_index, reduction, prob, nll; dargs: smoothing, the
  * mean's denominator. saved: rows x, targets, weight, lse (see
  * ce_state). */
 static void
@@ -437,10 +419,11 @@ ce_index_grads(dt_node *n, dt_tensor **gi, dt_tensor *const *saved,
     return s;
 }
 
+/* The backward of both cross_entropy and nll_loss (iargs[6]: nll). */
 static dt_status
-ce_backward_common(dt_node *n, dt_tensor **gi, dt_tensor *const *go,
-                   bool is_nll)
+dt_cross_entropy_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
 {
+    bool is_nll = n->iargs[6];
     dt_tensor *saved[4] = {NULL, NULL, NULL, NULL}, *g = NULL;
     for (int i = 0; i < 4; i++) {
         DT_TRY(dt_node_saved(&saved[i], n, i));
@@ -455,18 +438,6 @@ ce_backward_common(dt_node *n, dt_tensor **gi, dt_tensor *const *go,
     return s;
 }
 
-static dt_status
-dt_cross_entropy_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
-{
-    return ce_backward_common(n, gi, go, false);
-}
-
-static dt_status
-dt_nll_loss_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
-{
-    return ce_backward_common(n, gi, go, true);
-}
-
 /* ---------------------------------------------------------------------- */
 /* entry points                                                            */
 
@@ -477,12 +448,11 @@ ce_record(dt_tensor **out, ce_state *s, const dt_tensor *const *in,
     dt_node *n = NULL;
     DT_TRY(dt_node_record(&n, is_nll ? "NllLossBackward0"
                                      : "CrossEntropyLossBackward0",
-                          is_nll ? dt_nll_loss_backward
-                                 : dt_cross_entropy_backward,
-                          in, 3, out, 1));
-    int64_t args[6] = {s->p.n, s->p.c, s->p.d, ignore, red, s->p.prob};
+                          dt_cross_entropy_backward, in, 3, out, 1));
+    int64_t args[7] = {s->p.n, s->p.c, s->p.d, ignore, red, s->p.prob,
+                       is_nll};
     memcpy(n->iargs, args, sizeof args);
-    n->num_iargs = 6;
+    n->num_iargs = 7;
     n->dargs[0] = ls;
     n->dargs[1] = s->denom;
     DT_TRY(dt_node_save(n, is_nll ? NULL : s->x));

@@ -1,6 +1,7 @@
 /* nn_loss_gen.h: mse_loss and binary_cross_entropy_with_logits kernels
- * for one element type, included by nn_loss.c once per NN_T (see
- * nn_rows_gen.h; this one also wants NN_LOG1P and NN_SIGMOID). Operands
+ * for one element type, included by nn_loss.c once per NN_T via
+ * nn_types_gen.h (see nn_rows_gen.h; this one also uses NN_LOG1P and
+ * NN_SIGMOID). Operands
  * are contiguous and already broadcast to n elements; w and pw may be
  * NULL. With `loss` the per-element losses are written, else only their
  * sum is returned. */

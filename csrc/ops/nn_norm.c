@@ -5,29 +5,8 @@
 #include "../autograd/autograd.h"
 #include "nn_loss.h"
 
-#define NN_T float
-#define NN_S(name) name##_f32
-#define NN_EXP(x) expf(x)
-#define NN_LOG(x) logf(x)
-#define NN_SQRT(x) sqrtf(x)
-#include "nn_norm_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
-#undef NN_SQRT
-
-#define NN_T double
-#define NN_S(name) name##_f64
-#define NN_EXP(x) exp(x)
-#define NN_LOG(x) log(x)
-#define NN_SQRT(x) sqrt(x)
-#include "nn_norm_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
-#undef NN_SQRT
+#define NN_GEN "nn_norm_gen.h"
+#include "nn_types_gen.h"
 
 static void *
 data_or_null(const dt_tensor *t)

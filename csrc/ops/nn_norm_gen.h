@@ -1,6 +1,6 @@
 /* nn_norm_gen.h: layer_norm kernels for one element type, included by
- * nn_norm.c once per NN_T (see nn_rows_gen.h; this one also wants
- * NN_SQRT). */
+ * nn_norm.c once per NN_T via nn_types_gen.h (see nn_rows_gen.h; this
+ * one also uses NN_SQRT). */
 #include "nn_rows_gen.h"
 
 /* sum((x - mu)^2): the two-pass variance, which does not cancel */

@@ -1,6 +1,6 @@
 /* nn_rows_gen.h: the row helpers of the nn kernels, written once for the
  * element type NN_T (float or double) and included by the nn_*_gen.h
- * templates, which define
+ * templates, for which nn_types_gen.h defines
  *   NN_T        the element type
  *   NN_S(name)  name with the type's suffix (name##_f32)
  *   NN_EXP, NN_LOG   exp and log for NN_T (ew_expf for float: it

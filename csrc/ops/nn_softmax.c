@@ -5,28 +5,10 @@
 #include <stdio.h>
 
 #include "../autograd/autograd.h"
-#include "ew_math.h"
 #include "nn_loss.h"
 
-#define NN_T float
-#define NN_S(name) name##_f32
-#define NN_EXP(x) ew_expf(x)
-#define NN_LOG(x) logf(x)
-#include "nn_softmax_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
-
-#define NN_T double
-#define NN_S(name) name##_f64
-#define NN_EXP(x) exp(x)
-#define NN_LOG(x) log(x)
-#include "nn_softmax_gen.h"
-#undef NN_T
-#undef NN_S
-#undef NN_EXP
-#undef NN_LOG
+#define NN_GEN "nn_softmax_gen.h"
+#include "nn_types_gen.h"
 
 /* ---------------------------------------------------------------------- */
 /* shared helpers                                                          */
@@ -173,11 +155,12 @@ dt_log_softmax_forward(dt_tensor **out, const dt_tensor *x, int64_t dim)
     return dt_nn_deliver(out, r, x->dtype, "log_softmax");
 }
 
-/* saved[0]: the forward's output y; iargs[0]: the dim (wrapped). */
+/* The backward of both softmax and log_softmax. saved[0]: the forward's
+ * output y; iargs[0]: the dim (wrapped); iargs[1]: log_softmax. */
 static dt_status
-softmax_backward_common(dt_node *n, dt_tensor **gi, dt_tensor *const *go,
-                        bool is_log)
+dt_softmax_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
 {
+    bool is_log = n->iargs[1];
     dt_tensor *y = NULL, *yc = NULL, *gc = NULL, *dx = NULL;
     DT_TRY(dt_node_saved(&y, n, 0));
     dt_dtype ct = dt_compute_dtype(y->dtype);
@@ -210,18 +193,6 @@ softmax_backward_common(dt_node *n, dt_tensor **gi, dt_tensor *const *go,
 }
 
 static dt_status
-dt_softmax_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
-{
-    return softmax_backward_common(n, gi, go, false);
-}
-
-static dt_status
-dt_log_softmax_backward(dt_node *n, dt_tensor **gi, dt_tensor *const *go)
-{
-    return softmax_backward_common(n, gi, go, true);
-}
-
-static dt_status
 softmax_entry(dt_tensor **out, const dt_tensor *x, int64_t dim, bool is_log)
 {
     const char *op = is_log ? "log_softmax" : "softmax";
@@ -236,10 +207,10 @@ softmax_entry(dt_tensor **out, const dt_tensor *x, int64_t dim, bool is_log)
     DT_TRY(dt_wrap_dim(&dim, x->ndim, op));
     DT_TRY(dt_node_record(&n, is_log ? "LogSoftmaxBackward0"
                                   : "SoftmaxBackward0",
-                          is_log ? dt_log_softmax_backward : dt_softmax_backward,
-                          &x, 1, out, 1));
+                          dt_softmax_backward, &x, 1, out, 1));
     n->iargs[0] = dim;
-    n->num_iargs = 1;
+    n->iargs[1] = is_log;
+    n->num_iargs = 2;
     return dt_node_save(n, *out);
 }
 

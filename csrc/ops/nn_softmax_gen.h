@@ -1,5 +1,6 @@
 /* nn_softmax_gen.h: softmax and log_softmax kernels for one element type,
- * included by nn_softmax.c once per NN_T (see nn_rows_gen.h).
+ * included by nn_softmax.c once per NN_T via nn_types_gen.h (see
+ * nn_rows_gen.h).
  *
  * The data is (outer, n, inner) around the softmax dim, contiguous.
  * inner == 1: each row of n is one cache-friendly pass after another.
