@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import header, pin_threads, time_pair  # noqa: E402
 
 pin_threads(1)
@@ -98,8 +99,6 @@ def main():
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
         return
-    sys.path.insert(0, os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
     import torch
 
     import dtrain
