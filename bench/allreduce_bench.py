@@ -24,7 +24,7 @@ SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20,
 
 
 def _reps(nbytes):
-    return max(5, min(200, (64 << 20) // nbytes // 2))
+    return max(15, min(200, (64 << 20) // nbytes // 2))
 
 
 def _time_ops(fn, barrier, reps):
