@@ -177,12 +177,18 @@ discover(run *r)
 /* running nodes                                                           */
 
 /* Writes a leaf's gradient: the first one is stored (stolen when nobody
- * else holds it), later ones are added in place, as PyTorch does. */
+ * else holds it), later ones are added in place, as PyTorch does. `gp`
+ * is the slot in the node's buffer: a tensor hook may replace what it
+ * holds, and the buffer must own the replacement. */
 static dt_status
-accumulate_leaf(dt_tensor *leaf, dt_tensor *g)
+accumulate_leaf(dt_tensor *leaf, dt_tensor **gp)
 {
     dt_autograd_meta *m = leaf->ag;
-    DT_TRY(dt_hooks_run_grad(m->hooks, &g));
+    DT_TRY(dt_hooks_run_grad(m->hooks, gp));
+    dt_tensor *g = *gp;
+    if (!g) {
+        return DT_OK;
+    }
     if (!m->grad) {
         bool stealable = atomic_load(&g->refcount) == 1 &&
                          atomic_load(&g->storage->refcount) == 1 &&
@@ -281,7 +287,7 @@ run_node(run *r, dt_node *n)
     capture(r, n, grads);
     if (!n->backward) {            /* AccumulateGrad */
         return grads[0] && !r->opts->inputs ? accumulate_leaf(n->leaf,
-                                                              grads[0])
+                                                              &grads[0])
                                             : DT_OK;
     }
     if (n->num_inputs > 8) {
