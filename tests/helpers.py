@@ -10,7 +10,7 @@ import dtrain
 
 try:  # the reference oracle; optional
     if os.environ.get("DTRAIN_TEST_NO_TORCH", "0") != "0":
-        # the sanitizer run: torch aborts on its own C++ exceptions there
+        # to check that the suite holds up on a machine without torch
         raise ImportError("torch disabled by DTRAIN_TEST_NO_TORCH")
     import torch
 except ImportError:  # pragma: no cover
