@@ -131,6 +131,12 @@ typedef void (*dt_loop_fn)(char **ptrs, const int64_t *strides, int64_t n,
  * inner loop. */
 void dt_iter_run(dt_tensor *const *ops, int nops, dt_loop_fn fn, void *ctx);
 
+/* dst[i * ds] = src[i * ss] for n elements of isz bytes (strides in
+ * bytes; ss == 0 fills with one value). Contiguous runs and fills take
+ * vectorised paths. */
+void dt_copy_strided(char *dst, int64_t ds, const char *src, int64_t ss,
+                     int64_t n, size_t isz);
+
 /* Expands `t` to `shape` as a view (stride 0 on broadcast dims). */
 dt_status dt_expand_to(dt_tensor **out, const dt_tensor *t,
                        const int64_t *shape, int ndim, const char *op);

@@ -73,20 +73,17 @@ cast_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
     }
 }
 
-/* Same-dtype copy: element size is all that matters. */
-static void
-move_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
+void
+dt_copy_strided(char *dst, int64_t ds, const char *src, int64_t ss,
+                int64_t n, size_t isz)
 {
-    size_t isz = *(size_t *)vctx;
-    char *dst = ptrs[0];
-    const char *src = ptrs[1];
-    if (strides[0] == (int64_t)isz && strides[1] == (int64_t)isz) {
+    if (ds == (int64_t)isz && ss == (int64_t)isz) {
         memmove(dst, src, (size_t)n * isz);
         return;
     }
-    if (strides[0] == (int64_t)isz && strides[1] == 0) {
-        /* a broadcast source (an expanded gradient): a typed fill, which
-         * the compiler vectorises */
+    if (ds == (int64_t)isz && ss == 0) {
+        /* a broadcast source (an expanded gradient, a fill value): a typed
+         * fill, which the compiler vectorises */
         switch (isz) {
 #define FILL(T)                                                           \
     {                                                                     \
@@ -108,7 +105,7 @@ move_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
     switch (isz) {
 #define MOVE(T)                                                           \
     for (int64_t i = 0; i < n; i++) {                                     \
-        *(T *)(dst + i * strides[0]) = *(const T *)(src + i * strides[1]);\
+        *(T *)(dst + i * ds) = *(const T *)(src + i * ss);                \
     }                                                                     \
     break
     case 1: MOVE(uint8_t);
@@ -117,6 +114,14 @@ move_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
     default: MOVE(uint64_t);
 #undef MOVE
     }
+}
+
+/* Same-dtype copy: element size is all that matters. */
+static void
+move_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
+{
+    dt_copy_strided(ptrs[0], strides[0], ptrs[1], strides[1], n,
+                    *(size_t *)vctx);
 }
 
 dt_status
@@ -184,25 +189,13 @@ dt_to_dtype(dt_tensor **out, const dt_tensor *t, dt_dtype dtype)
     return DT_OK;
 }
 
-static void
-fill_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
-{
-    const dt_tensor *value = vctx;   /* a 0-dim tensor of the target dtype */
-    size_t isz = dt_dtype_size(value->dtype);
-    const char *v = dt_tensor_data(value);
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(ptrs[0] + i * strides[0], v, isz);
-    }
-}
-
 dt_status
 dt_fill_(dt_tensor *t, double value)
 {
+    /* a broadcast copy of one value of t's dtype: dt_copy_strided's fill */
     dt_tensor *v = NULL;
     DT_TRY(dt_tensor_scalar(&v, value, t->dtype));
-    dt_tensor *ops[1] = {t};
-    dt_iter_run(ops, 1, fill_loop, v);
+    dt_status s = dt_copy_(t, v);
     dt_tensor_release(v);
-    dt_tensor_bump_version(t);
-    return DT_OK;
+    return s;
 }

@@ -76,12 +76,6 @@ dt_index_check(const dt_tensor *index, dt_index_map map, int64_t *bad)
     }                                                                        \
     break
 
-#define COPY_LOOP(T)                                                         \
-    for (int64_t i = 0; i < n; i++) {                                        \
-        *(T *)(dst + i * ds) = *(const T *)(src + i * ss);                   \
-    }                                                                        \
-    break
-
 static void
 gather_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
 {
@@ -97,17 +91,7 @@ gather_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
         if (o < 0) {
             return;
         }
-        src += o * isz;
-        if (ds == isz && ss == isz) {
-            memcpy(dst, src, (size_t)(n * isz));
-            return;
-        }
-        switch (isz) {
-        case 1: COPY_LOOP(uint8_t);
-        case 2: COPY_LOOP(uint16_t);
-        case 4: COPY_LOOP(uint32_t);
-        default: COPY_LOOP(uint64_t);
-        }
+        dt_copy_strided(dst, ds, src + o * isz, ss, n, (size_t)isz);
         return;
     }
     switch (isz) {
@@ -156,19 +140,7 @@ scatter_loop(char **ptrs, const int64_t *strides, int64_t n, void *vctx)
         if (o < 0) {
             return;
         }
-        dst += o * isz;
-        if (ds == isz && vs == isz) {
-            memcpy(dst, val, (size_t)(n * isz));
-            return;
-        }
-        const char *src = val;
-        int64_t ss = vs;
-        switch (isz) {
-        case 1: COPY_LOOP(uint8_t);
-        case 2: COPY_LOOP(uint16_t);
-        case 4: COPY_LOOP(uint32_t);
-        default: COPY_LOOP(uint64_t);
-        }
+        dt_copy_strided(dst + o * isz, ds, val, vs, n, (size_t)isz);
         return;
     }
     switch (isz) {
