@@ -24,28 +24,23 @@ dt_iter_run(dt_tensor *const *ops, int nops, dt_loop_fn fn, void *ctx)
         if (o->shape[d] == 1) {
             continue;
         }
+        int64_t step[DT_ITER_MAX_OPS];   /* this dim's byte strides */
+        for (int k = 0; k < nops; k++) {
+            step[k] = ops[k]->strides[d] *
+                      (int64_t)dt_dtype_size(ops[k]->dtype);
+        }
         /* Merge with the previous kept dim when every operand steps over
-         * both as one. */
+         * both as one: the merged dim takes this dim's strides. */
         bool merge = ndim > 0;
         for (int k = 0; k < nops && merge; k++) {
-            int64_t isz = (int64_t)dt_dtype_size(ops[k]->dtype);
-            merge = strides[ndim - 1][k] ==
-                    ops[k]->strides[d] * isz * o->shape[d];
+            merge = strides[ndim - 1][k] == step[k] * o->shape[d];
         }
         if (merge) {
             shape[ndim - 1] *= o->shape[d];
-            for (int k = 0; k < nops; k++) {
-                strides[ndim - 1][k] = ops[k]->strides[d] *
-                                       (int64_t)dt_dtype_size(ops[k]->dtype);
-            }
-            continue;
+        } else {
+            shape[ndim++] = o->shape[d];
         }
-        shape[ndim] = o->shape[d];
-        for (int k = 0; k < nops; k++) {
-            strides[ndim][k] = ops[k]->strides[d] *
-                               (int64_t)dt_dtype_size(ops[k]->dtype);
-        }
-        ndim++;
+        memcpy(strides[ndim - 1], step, (size_t)nops * sizeof *step);
     }
     if (ndim == 0) {
         int64_t zero[DT_ITER_MAX_OPS] = {0};
