@@ -94,6 +94,10 @@ struct dt_node {
     double dargs[4];                   /* op parameters: alpha, p, eps */
     int num_iargs;
     dt_tensor *leaf;             /* AccumulateGrad: the leaf (owned) */
+    void *ctx;                   /* custom functions' state (a Python
+                                  * autograd.Function's ctx), or NULL */
+    void (*free_ctx)(void *ctx); /* called when the node is freed */
+    uint64_t run_id;             /* the last backward that reached it */
     /* engine scratch, valid during one run */
     int deps;
     dt_tensor **buffer;          /* [num_outputs] incoming gradients */
@@ -201,6 +205,14 @@ dt_status dt_autograd_backward(dt_tensor *const *roots,
  * ends (PyTorch's queue_callback). Fails outside a backward. */
 dt_status dt_autograd_queue_callback(dt_callback_fn fn, void *ctx,
                                      void (*free_ctx)(void *));
+
+/* Inside a backward on this thread: does that backward reach node n?
+ * (The DDP reducer asks it of parameters' AccumulateGrad nodes to find
+ * the parameters this backward will not give a gradient.) */
+bool dt_autograd_run_reaches(const dt_node *n);
+/* When the backward running on this thread started (CLOCK_MONOTONIC
+ * nanoseconds); 0 outside a backward. */
+int64_t dt_autograd_run_start_ns(void);
 
 /* ---------------------------------------------------------------------- */
 /* helpers for backward functions                                          */

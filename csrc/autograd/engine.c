@@ -10,6 +10,7 @@
  */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "../ops/elementwise.h"
 #include "../ops/reduce.h"
@@ -31,7 +32,11 @@ typedef struct run {
     const dt_backward_opts *opts;
     dt_node **roots;          /* [nroots] references held for the run */
     int nroots;
+    uint64_t id;              /* marks the nodes this run reaches */
+    int64_t start_ns;
 } run;
+
+static _Atomic uint64_t last_run_id;
 
 static _Thread_local run *current_run;
 
@@ -152,6 +157,7 @@ visit(run *r, dt_node *n)
     }
     r->nodes[r->num_nodes++] = n;
     n->deps = 0;
+    n->run_id = r->id;
     return DT_OK;
 }
 
@@ -449,6 +455,10 @@ dt_autograd_backward(dt_tensor *const *roots, dt_tensor *const *grad_roots,
 {
     static const dt_backward_opts defaults = {0};
     run r = {.opts = opts ? opts : &defaults};
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r.start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    r.id = atomic_fetch_add(&last_run_id, 1) + 1;
     r.cb_tail = &r.cb_head;
     run *outer = current_run;
     bool grad_was = dt_grad_enabled();
@@ -464,6 +474,18 @@ dt_autograd_backward(dt_tensor *const *roots, dt_tensor *const *grad_roots,
     current_run = outer;
     finish(&r);
     return s;
+}
+
+bool
+dt_autograd_run_reaches(const dt_node *n)
+{
+    return current_run && n && n->run_id == current_run->id;
+}
+
+int64_t
+dt_autograd_run_start_ns(void)
+{
+    return current_run ? current_run->start_ns : 0;
 }
 
 dt_status

@@ -321,6 +321,9 @@ node_free_fields(dt_node *n)
         n->leaf->ag->accumulator = NULL;
         dt_tensor_release(n->leaf);
     }
+    if (n->free_ctx) {
+        n->free_ctx(n->ctx);
+    }
     free(n->out_hooks);
     free(n->in_meta);
     free(n->next);
