@@ -384,6 +384,7 @@ dt_gloo_run_job(gloo_pg *pg, gloo_job *job)
 {
     char msg[1024] = "";
     dt_status s = DT_OK;
+    dt_work_mark_started(job->work);
     if (atomic_load(&pg->dead)) {
         char what[200];
         dt_gloo_describe(what, sizeof what, job);

@@ -29,7 +29,34 @@ struct dt_work {
     dt_tensor **keep;            /* retained tensors */
     int nkeep, cap_keep;
     char what[96];
+    _Atomic int64_t started_ns, finished_ns;   /* 0 until then */
 };
+
+int64_t
+dt_work_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void
+dt_work_mark_started(dt_work *w)
+{
+    atomic_store(&w->started_ns, dt_work_now_ns());
+}
+
+int64_t
+dt_work_started_ns(dt_work *w)
+{
+    return atomic_load(&w->started_ns);
+}
+
+int64_t
+dt_work_finished_ns(dt_work *w)
+{
+    return atomic_load(&w->finished_ns);
+}
 
 int64_t
 dt_work_now_ms(void)
@@ -116,6 +143,7 @@ dt_work_keep(dt_work *w, dt_tensor *t)
 void
 dt_work_finish(dt_work *w, dt_status s, const char *msg)
 {
+    atomic_store(&w->finished_ns, dt_work_now_ns());
     pthread_mutex_lock(&w->lock);
     DT_ASSERT(!atomic_load(&w->done));
     w->status = s;

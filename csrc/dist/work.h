@@ -66,7 +66,15 @@ dt_status dt_work_wait(dt_work *w, int64_t timeout_ms,
  * this one if it already has. */
 dt_status dt_work_then(dt_work *w, dt_work_fn fn, void *ctx);
 
-/* Milliseconds on a monotonic clock. */
+/* Milliseconds and nanoseconds on the monotonic clock (CLOCK_MONOTONIC,
+ * the clock the autograd engine stamps backward passes with). */
 int64_t dt_work_now_ms(void);
+int64_t dt_work_now_ns(void);
+
+/* Timeline: the backend marks when it begins running the operation (not
+ * when it was queued); finishing stamps the end. 0 until then. */
+void dt_work_mark_started(dt_work *w);
+int64_t dt_work_started_ns(dt_work *w);
+int64_t dt_work_finished_ns(dt_work *w);
 
 #endif /* DT_WORK_H */

@@ -43,6 +43,13 @@ extern dt_py_state *dt_py_st;
  * so wrappers can `return dt_py_raise(s)`. */
 PyObject *dt_py_raise(dt_status s);
 
+/* A Python exception raised in a callable that C code ran (a hook during
+ * backward, a DDP comm hook): dt_py_keep_error fetches and keeps it and
+ * returns a failure status for the C caller; dt_py_raise_pending raises
+ * the kept exception, or the status's own if none (py_autograd.c). */
+dt_status dt_py_keep_error(const char *where);
+PyObject *dt_py_raise_pending(dt_status s);
+
 /* Steals `t`; returns a new dtrain.Tensor (NULL and t released on error). */
 PyObject *dt_py_wrap(dt_tensor *t);
 /* The dt_tensor inside a Tensor (borrowed), or NULL if o is not one. */

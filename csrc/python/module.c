@@ -131,6 +131,7 @@ int dt_py_tensor_type_init(PyObject *module);    /* tensor_type.c */
 int dt_py_autograd_init(PyObject *module);       /* py_autograd.c */
 int dt_py_store_init(PyObject *module);          /* py_store.c */
 int dt_py_pg_init(PyObject *module);             /* py_pg.c */
+int dt_py_reducer_init(PyObject *module);        /* py_reducer.c */
 
 static int
 add_functions(PyObject *module)
@@ -156,7 +157,7 @@ dt_module_exec(PyObject *module)
     if (dt_py_numpy_init() < 0 || dt_py_dtype_init(module) < 0 ||
         dt_py_tensor_type_init(module) < 0 || add_functions(module) < 0 ||
         dt_py_autograd_init(module) < 0 || dt_py_store_init(module) < 0 ||
-        dt_py_pg_init(module) < 0) {
+        dt_py_pg_init(module) < 0 || dt_py_reducer_init(module) < 0) {
         return -1;
     }
     return 0;
