@@ -110,3 +110,56 @@ def assert_close(actual, expected, dtype=None, rtol=None, atol=None,
                                rtol=rtol if rtol is not None else r,
                                atol=atol if atol is not None else t,
                                equal_nan=True)
+
+
+# ---------------------------------------------------------------------------
+# multi-process tests
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_ranks(script, n, args, env=None):
+    """Starts `script` as ranks 0..n-1 of a world of n (torchrun's env
+    vars, a fresh port on 127.0.0.1); returns the Popen objects."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    port = free_port()
+    procs = []
+    for r in range(n):
+        e = dict(os.environ, PYTHONPATH=root, RANK=str(r), WORLD_SIZE=str(n),
+                 LOCAL_RANK=str(r), LOCAL_WORLD_SIZE=str(n),
+                 MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                 OMP_NUM_THREADS="1", **(env or {}))
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.abspath(script), *map(str, args)],
+            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True))
+    return procs
+
+
+def finish_ranks(procs, timeout=60):
+    """Waits for every process; returns [(returncode, stdout, stderr)].
+    All of them are killed if the timeout passes."""
+    results = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=timeout)
+            results.append((p.returncode, out, err))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return results
+
+
+def launch_ranks(script, n, args, timeout=60, env=None):
+    """start_ranks then finish_ranks."""
+    return finish_ranks(start_ranks(script, n, args, env), timeout)

@@ -10,7 +10,6 @@ odd, sync and async calls, subgroups, point to point and the object
 collectives; world size 2 also runs one 64 MiB all_reduce.
 """
 import os
-import subprocess
 import sys
 import warnings
 from datetime import timedelta
@@ -21,39 +20,15 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from helpers import launch_ranks  # noqa: E402
+
 SIZES = [0, 1, 7, 1001]
 MAIN_DTYPES = ["float32", "float64", "int64"]
 
 
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(n, args, timeout=60, env=None):
     """Runs this file as `n` ranks; returns [(returncode, stdout, stderr)]."""
-    port = free_port()
-    procs = []
-    for r in range(n):
-        e = dict(os.environ, PYTHONPATH=ROOT, RANK=str(r), WORLD_SIZE=str(n),
-                 LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1",
-                 MASTER_PORT=str(port), **(env or {}))
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), *args], env=e,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=timeout)
-            results.append((p.returncode, out, err))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return results
+    return launch_ranks(__file__, n, args, timeout, env)
 
 
 # ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ single-process ones use world size 1 through a HashStore.
 """
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,43 +25,18 @@ import dtrain.distributed as dist  # noqa: E402
 from dtrain.distributed import (DistBackendError, FileStore,  # noqa: E402
                                 HashStore, ReduceOp)
 
+from helpers import finish_ranks, start_ranks  # noqa: E402
+
 pytestmark = pytest.mark.timeout(60)
 ENV_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(n, scenario, *args, env=None):
-    port = free_port()
-    procs = []
-    for r in range(n):
-        e = dict(os.environ, PYTHONPATH=ROOT, RANK=str(r), WORLD_SIZE=str(n),
-                 MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                 **(env or {}))
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), scenario,
-             *map(str, args)], env=e, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    return procs
+    return start_ranks(__file__, n, (scenario, *args), env)
 
 
 def finish(procs, timeout=45):
-    results = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=timeout)
-            results.append((p.returncode, out, err))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return results
+    return finish_ranks(procs, timeout)
 
 
 def run(n, scenario, *args, env=None, timeout=45):
