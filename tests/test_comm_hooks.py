@@ -102,7 +102,8 @@ class RefPowerSGD:
         self.it, self.err, self.q = 0, [None] * world, None
 
     def draw(self, shapes):
-        g = dtrain.Generator().manual_seed(int(self.rng.randint(1_000_000_000)))
+        seed = int(self.rng.randint(1_000_000_000))
+        g = dtrain.Generator().manual_seed(seed)
         return [dtrain.randn(*s, generator=g, dtype=dtrain.float64).numpy()
                 for s in shapes]
 
@@ -500,7 +501,8 @@ def case_powersgd_low_rank_mean(c, dist):
 
 
 def case_powersgd_reference(c, dist):
-    shapes = [(10, 6), (6,), (3, 3), (10, 6), (4, 2, 3), (), (5, 0), (7, 5)]
+    shapes = [(10, 6), (6,), (13, 7), (3, 3), (10, 6), (4, 2, 3), (), (5, 0),
+              (13, 7)]
     n = sum(int(np.prod(s)) for s in shapes)
     configs = [
         dict(r=1), dict(r=2, warm=False), dict(r=1, ef=False,

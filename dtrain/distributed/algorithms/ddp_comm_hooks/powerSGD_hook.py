@@ -246,6 +246,28 @@ def _low_rank_views(state, bucket_index, batches):
     return ps, qs
 
 
+def _low_rank_factors(state, bucket_index, batches, p_total, q_total,
+                      dtype):
+    """The Ps and Qs of a bucket (views of its flat memories), the Qs
+    orthonormal: drawn at random the first time (and every time without
+    warm start), else last iteration's."""
+    need_randomize_qs = (not state.warm_start
+                         or bucket_index not in state.p_memory_dict)
+    if need_randomize_qs:
+        if state.warm_start:
+            logger.info("Allocating contiguous memory of length %s for Ps, "
+                        "and of length %s for Qs, respectively.",
+                        p_total, q_total)
+        state.p_memory_dict[bucket_index] = empty(p_total, dtype=dtype)
+        state.q_memory_dict[bucket_index] = empty(q_total, dtype=dtype)
+    ps, qs = _low_rank_views(state, bucket_index, batches)
+    if need_randomize_qs:
+        _fill_random(state, qs, dtype)
+    for q in qs:
+        _orthogonalize(q, state.orthogonalization_epsilon)
+    return ps, qs
+
+
 def _fill_random(state, tensors, dtype):
     """Fills each tensor with standard normal draws from a generator
     seeded by the state's next seed (the same on every rank)."""
@@ -312,22 +334,9 @@ def powerSGD_hook(state, bucket):
     uncompressed_fut = all_reduce(uncompressed_mem, group=group,
                                   async_op=True).get_future()
 
-    need_randomize_qs = (not state.warm_start
-                         or bucket_index not in state.p_memory_dict)
-    if need_randomize_qs:
-        if state.warm_start:
-            logger.info("Allocating contiguous memory of length %s for Ps, "
-                        "and of length %s for Qs, respectively.",
-                        p_total, q_total)
-        state.p_memory_dict[bucket_index] = empty(p_total, dtype=dtype)
-        state.q_memory_dict[bucket_index] = empty(q_total, dtype=dtype)
     batches = _batches(state, to_compress)
-    ps, qs = _low_rank_views(state, bucket_index, batches)
-    if need_randomize_qs:
-        _fill_random(state, qs, dtype)
-    for q in qs:
-        _orthogonalize(q, state.orthogonalization_epsilon)
-
+    ps, qs = _low_rank_factors(state, bucket_index, batches, p_total,
+                               q_total, dtype)
     for (tensor, _), q, p in zip(batches, qs, ps):
         p.copy_(bmm(tensor, q))
     # P needs no division: it is orthonormalised next
