@@ -71,8 +71,8 @@ def fp16_compress_hook(process_group, bucket):
 
 
 def bf16_compress_hook(process_group, bucket):
-    """fp16_compress_hook with bfloat16 (float32's range, 8 bits of
-    mantissa)."""
+    """fp16_compress_hook with bfloat16 (float32's range, 8 significant
+    bits)."""
     return _compress_hook(bfloat16, process_group, bucket,
                           "bf16_compress_hook")
 
