@@ -6,6 +6,7 @@ from .store import (DistError, DistNetworkError, DistStoreError,
                     DistStoreTimeoutError, HashStore, PrefixStore, Store,
                     TCPStore)
 from .file_store import FileStore
+from ._grad_bucket import GradBucket
 from .c10d import *  # noqa: F401,F403
 from ._collectives import *  # noqa: F401,F403
 from ._objects import *  # noqa: F401,F403
@@ -13,7 +14,7 @@ from . import c10d as _c10d, _collectives, _objects
 
 __all__ = (["Store", "TCPStore", "PrefixStore", "HashStore", "FileStore",
             "DistError", "DistStoreError", "DistNetworkError",
-            "DistStoreTimeoutError"]
+            "DistStoreTimeoutError", "GradBucket"]
            + _c10d.__all__ + _collectives.__all__ + _objects.__all__)
 
 # starting workers from Python (a notebook, a REPL, a script): see
