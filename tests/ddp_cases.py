@@ -102,6 +102,9 @@ CASES = {
     "mlp_bf16_hook": ("mlp", "sgd", {}, {"hook": "bf16"}),
     "mlp_allreduce_hook": ("mlp", "sgd", {"bucket_cap_mb": 0.001},
                            {"hook": "allreduce"}),
+    # low-rank approximation: checked for agreement across ranks only
+    "mlp_powersgd": ("mlp", "sgd", {"bucket_cap_mb": 0.001},
+                     {"hook": "powersgd"}),
 }
 
 
@@ -124,10 +127,16 @@ def optimizer(kind, params):
 
 
 def _hook(name):
-    from dtrain.distributed.algorithms.ddp_comm_hooks import default_hooks
-    return {"fp16": default_hooks.fp16_compress_hook,
-            "bf16": default_hooks.bf16_compress_hook,
-            "allreduce": default_hooks.allreduce_hook}[name]
+    """(state, hook) for DistributedDataParallel.register_comm_hook."""
+    from dtrain.distributed.algorithms.ddp_comm_hooks import (default_hooks,
+                                                             powerSGD_hook)
+    if name == "powersgd":
+        state = powerSGD_hook.PowerSGDState(None, start_powerSGD_iter=2,
+                                            min_compression_rate=0.5)
+        return state, powerSGD_hook.powerSGD_hook
+    return None, {"fp16": default_hooks.fp16_compress_hook,
+                  "bf16": default_hooks.bf16_compress_hook,
+                  "allreduce": default_hooks.allreduce_hook}[name]
 
 
 def _use_maybe(rank, opts):
@@ -142,7 +151,7 @@ def run_case(name, rank, world, ddp):
     if ddp:
         net = nn.parallel.DistributedDataParallel(model, **ddp_kwargs)
         if "hook" in opts:
-            net.register_comm_hook(None, _hook(opts["hook"]))
+            net.register_comm_hook(*_hook(opts["hook"]))
     opt = optimizer(opt_kind, model.parameters())
     data_kind = "cnn" if model_kind.startswith("cnn") else "mlp"
     micro = opts.get("micro", 1)

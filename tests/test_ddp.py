@@ -31,8 +31,12 @@ pytestmark = pytest.mark.timeout(180)
 ALL_CASES = list(ddp_cases.CASES)
 THREE_RANK_CASES = ["mlp_sgd", "mlp_small_buckets", "mlp_no_sync",
                     "branchy_rank_dependent", "cnn_syncbn", "mlp_fp16_hook"]
-# stated tolerances: compressed hooks round every bucket to 16 bits
-TOLERANCE = {"mlp_fp16_hook": (2e-3, 2e-3), "mlp_bf16_hook": (2e-2, 2e-2)}
+# stated tolerances (rtol, atol): the compressing hooks round every
+# gradient to 16 bits before averaging (measured max abs differences after
+# 4 SGD steps: 2e-5 fp16, 1.3e-4 bf16); PowerSGD approximates, so only
+# agreement across ranks is checked
+TOLERANCE = {"mlp_fp16_hook": (1e-3, 1e-4), "mlp_bf16_hook": (1e-2, 1e-3)}
+APPROXIMATE = {"mlp_powersgd"}
 
 
 def _run_cases(tmp_path_factory, world, names):
@@ -55,6 +59,8 @@ def three_ranks(tmp_path_factory):
 
 
 def _check_equivalent(out, name, world):
+    if name in APPROXIMATE:
+        return _check_ranks_agree(out, name, world)
     _, expected, model = ddp_cases.run_case(name, 0, world, ddp=False)
     rtol, atol = TOLERANCE.get(name, (1e-5, 1e-6))
     unused = sorted(n for n, p in model.named_parameters() if p.grad is None)
@@ -65,6 +71,16 @@ def _check_equivalent(out, name, world):
                 got[n], want, rtol=rtol, atol=atol,
                 err_msg=f"{name}: {n} on rank {rank} of {world}")
         assert sorted(got["nones"]) == unused, (name, rank)
+
+
+def _check_ranks_agree(out, name, world):
+    first = np.load(os.path.join(out, f"{name}_rank0.npz"))
+    assert np.all(np.isfinite(first["losses"]))
+    for rank in range(1, world):
+        got = np.load(os.path.join(out, f"{name}_rank{rank}.npz"))
+        for n in first.files:
+            if n not in ("losses", "nones"):
+                np.testing.assert_array_equal(got[n], first[n], err_msg=n)
 
 
 @pytest.mark.parametrize("name", ALL_CASES)
