@@ -10,8 +10,8 @@
  * only sees a dt_status, so the original is kept here and re-raised. */
 static _Thread_local PyObject *pending_type, *pending_value, *pending_tb;
 
-static dt_status
-keep_python_error(const char *where)
+dt_status
+dt_py_keep_error(const char *where)
 {
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
@@ -59,13 +59,13 @@ grad_hook_trampoline(void *ctx, dt_tensor **grad)
     PyObject *arg = dt_py_wrap(*grad);
     PyObject *res = arg ? PyObject_CallOneArg((PyObject *)ctx, arg) : NULL;
     if (!res) {
-        s = keep_python_error("a tensor hook");
+        s = dt_py_keep_error("a tensor hook");
     } else if (res != Py_None) {
         dt_tensor *t = dt_py_unwrap(res);
         if (!t) {
             PyErr_Format(PyExc_TypeError, "a tensor hook must return None "
                          "or a Tensor, not %s", Py_TYPE(res)->tp_name);
-            s = keep_python_error("a tensor hook");
+            s = dt_py_keep_error("a tensor hook");
         } else {
             dt_tensor_retain(t);
             dt_tensor_release(*grad);
@@ -87,7 +87,7 @@ leaf_hook_trampoline(void *ctx, dt_tensor *leaf)
     PyObject *arg = dt_py_wrap(leaf);
     PyObject *res = arg ? PyObject_CallOneArg((PyObject *)ctx, arg) : NULL;
     if (!res) {
-        s = keep_python_error("a post-accumulate-grad hook");
+        s = dt_py_keep_error("a post-accumulate-grad hook");
     }
     Py_XDECREF(res);
     Py_XDECREF(arg);
@@ -100,7 +100,7 @@ callback_trampoline(void *ctx)
 {
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *res = PyObject_CallNoArgs((PyObject *)ctx);
-    dt_status s = res ? DT_OK : keep_python_error("a backward callback");
+    dt_status s = res ? DT_OK : dt_py_keep_error("a backward callback");
     Py_XDECREF(res);
     PyGILState_Release(g);
     return s;
