@@ -358,6 +358,26 @@ def test_setup_context_style_and_misuse():
             ctx.mark_dirty(x)
             return x
 
+    class Twice(Function):             # vjp: torch's other spelling
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def vjp(ctx, grad):
+            return grad * 2
+
+    x = _leaf(2)
+    Twice.apply(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+
+    class NoBackward(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+    with pytest.raises(NotImplementedError, match="backward"):
+        NoBackward.apply(x).sum().backward()
     with pytest.raises(NotImplementedError, match="mark_dirty"):
         Dirty.apply(_leaf(2))
     with pytest.raises(NotImplementedError, match="forward"):

@@ -142,7 +142,11 @@ def _run_backward(ctx, node_grads):
             if g is None and ctx.materialize_grads:
                 g = _C._full(slot.shape, None, slot.dtype, "zeros")
         grads.append(g)
-    return ctx._fn_cls.backward(ctx, *grads)
+    cls = ctx._fn_cls
+    backward = cls.backward
+    if backward is Function.backward:     # torch's other spelling
+        backward = cls.vjp
+    return backward(ctx, *grads)
 
 
 class Function:
