@@ -141,6 +141,7 @@ add_functions(PyObject *module)
         dt_py_reduce_functions, dt_py_index_functions,
         dt_py_creation_functions, dt_py_optim_functions,
         dt_py_nn_loss_functions,  dt_py_nn_conv_functions,
+        dt_py_function_functions,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         if (PyModule_AddFunctions(module, tables[i]) < 0) {

@@ -1,11 +1,13 @@
 """dtrain.autograd: reverse-mode differentiation (the engine is in C,
 csrc/autograd/). backward/grad as in torch.autograd, grad-mode context
-managers, and queue_callback for end-of-backward work."""
+managers, queue_callback for end-of-backward work, and Function for custom
+differentiable operations."""
 from .. import _C
+from .function import Function, FunctionCtx
 from .grad_mode import enable_grad, no_grad, set_grad_enabled
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
-           "is_grad_enabled", "queue_callback"]
+           "is_grad_enabled", "queue_callback", "Function", "FunctionCtx"]
 
 is_grad_enabled = _C.is_grad_enabled
 
