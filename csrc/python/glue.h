@@ -90,11 +90,6 @@ extern PyMethodDef dt_py_nn_loss_functions[];   /* py_nn_loss.c */
 extern PyMethodDef dt_py_nn_conv_functions[];   /* py_nn_conv.c */
 extern PyMethodDef dt_py_function_functions[];  /* py_function.c */
 
-/* Inside a backward (no Python frame to raise into): keeps the pending
- * Python exception so _run_backward re-raises it, and returns a failed
- * status naming `where` (py_autograd.c). Call with the GIL held. */
-dt_status dt_py_keep_error(const char *where);
-
 /* Number-protocol and subscript entry points the Tensor type's slots call,
  * implemented by the family glue files. */
 PyObject *dt_py_binary(PyObject *a, PyObject *b, int op);     /* dt_op */
