@@ -37,17 +37,18 @@ def _step(net, opt, x, y, *args):
 
 
 def overlap(rank, world, out):
-    """A model big enough that the backward outlasts the first bucket's
-    allreduce; several buckets."""
+    """Several buckets, and a wide first layer whose weight gradient (a
+    GEMM of ~1 GFLOP, computed after bucket 0 is ready) keeps the
+    backward going well after the first bucket's allreduce begins."""
     dtrain.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(),
+    model = nn.Sequential(nn.Linear(4096, 1024), nn.ReLU(),
                           nn.Linear(1024, 1024), nn.ReLU(),
                           nn.Linear(1024, 10))
     net = DDP(model, bucket_cap_mb=1)
     opt = dtrain.optim.SGD(model.parameters(), lr=0.01)
     rng = np.random.default_rng(rank)
     for step in range(4):
-        x = rng.standard_normal((128, 784)).astype(np.float32)
+        x = rng.standard_normal((128, 4096)).astype(np.float32)
         y = rng.integers(0, 10, 128)
         _step(net, opt, x, y)
         if step == 0:

@@ -127,7 +127,7 @@ def test_overlap_first_bucket_before_backward_ends(tmp_path):
             # bucket 0 (the last layers) goes out while backward runs
             assert b0["start"] < st["last_backward_s"], (rank, st)
             assert b0["ready"] <= b0["launch"] <= b0["start"] <= b0["end"]
-            assert st["bytes"] == (784 * 1024 + 1024 + 1024 * 1024 + 1024
+            assert st["bytes"] == (4096 * 1024 + 1024 + 1024 * 1024 + 1024
                                    + 1024 * 10 + 10) * 4
             assert 0.0 <= st["overlap"] <= 1.0
             assert st["comm_s"] > 0 and st["backward_s"] > 0
