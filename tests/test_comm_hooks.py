@@ -15,7 +15,6 @@ draws dtrain makes) and compares.
 """
 import math
 import os
-import subprocess
 import sys
 from datetime import timedelta
 
@@ -31,37 +30,14 @@ from dtrain.distributed.algorithms import ddp_comm_hooks  # noqa: E402
 from dtrain.distributed.algorithms.ddp_comm_hooks import (  # noqa: E402
     default_hooks as default, powerSGD_hook as psgd)
 from dtrain.nn import Parameter  # noqa: E402
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from helpers import free_port, launch_ranks  # noqa: E402
 
 
 def launch(n, args, timeout=60):
-    """Runs this file as `n` ranks; returns [(returncode, stdout, stderr)]."""
-    port, torch_port = free_port(), free_port()
-    procs = []
-    for r in range(n):
-        e = dict(os.environ, PYTHONPATH=ROOT, RANK=str(r), WORLD_SIZE=str(n),
-                 LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1",
-                 MASTER_PORT=str(port), TORCH_PORT=str(torch_port))
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), *args], env=e,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=timeout)
-            results.append((p.returncode, out, err))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return results
+    """Runs this file as `n` ranks (a second port for torch's group);
+    returns [(returncode, stdout, stderr)]."""
+    return launch_ranks(__file__, n, args, timeout,
+                        env={"TORCH_PORT": str(free_port())})
 
 
 def make_bucket(index, flat, shapes, is_last=True, dtype=dtrain.float32):

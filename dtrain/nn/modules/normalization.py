@@ -55,8 +55,10 @@ class _BatchNorm(Module):
             raise ValueError(f"expected {want} input (got {input.dim()}D "
                              f"input)")
 
-    def forward(self, input):
-        self._check_input_dim(input)
+    def _step_stats(self):
+        """Counts the batch and returns (momentum factor, whether batch
+        statistics are used, running_mean, running_var) as torch's
+        _BatchNorm.forward decides them."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and \
                 self.num_batches_tracked is not None:
@@ -66,8 +68,13 @@ class _BatchNorm(Module):
         bn_training = self.training or (self.running_mean is None and
                                         self.running_var is None)
         track = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight,
+        return (factor, bn_training, self.running_mean if track else None,
+                self.running_var if track else None)
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        factor, bn_training, running_mean, running_var = self._step_stats()
+        return F.batch_norm(input, running_mean, running_var, self.weight,
                             self.bias, bn_training, factor, self.eps)
 
     def extra_repr(self):
