@@ -24,29 +24,37 @@ from common import header, pin_threads, time_pair  # noqa: E402
 pin_threads(1)
 
 
-def build(lib, arch):
+def make_model(lib, arch):
+    """The benchmark's model for lib (dtrain or torch) and its batch size."""
     nn = lib.nn
     if arch == "mlp":
         model = nn.Sequential(nn.Flatten(), nn.Linear(784, 1024), nn.ReLU(),
                               nn.Linear(1024, 1024), nn.ReLU(),
                               nn.Linear(1024, 10))
-        batch = 128
-    else:
-        model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
-                              nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1),
-                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                              nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
-                              nn.Linear(128, 10))
-        batch = 64
-    opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        return model, 128
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
+                          nn.Linear(128, 10))
+    return model, 64
+
+
+def make_batch(lib, batch, seed=0):
+    """Random 28x28 inputs and labels as lib tensors."""
     import numpy as np
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, batch)
     if lib.__name__ == "torch":
-        xs, ys = lib.from_numpy(x), lib.from_numpy(y)
-    else:
-        xs, ys = lib.tensor(x), lib.tensor(y)
+        return lib.from_numpy(x), lib.from_numpy(y)
+    return lib.tensor(x), lib.tensor(y)
+
+
+def build(lib, arch):
+    model, batch = make_model(lib, arch)
+    opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xs, ys = make_batch(lib, batch)
     loss_fn = lib.nn.functional.cross_entropy
 
     def step():

@@ -45,7 +45,8 @@ def mlp(image_size, classes=10, hidden=256):
                          nn.Linear(hidden, classes))
 
 
-def evaluate(model, loader):
+def evaluate_sums(model, loader):
+    """(summed loss, correct predictions, samples) over the loader."""
     model.eval()
     correct = total = 0
     loss_sum = 0.0
@@ -56,7 +57,24 @@ def evaluate(model, loader):
             correct += (out.argmax(1) == y).sum().item()
             total += len(y)
     model.train()
+    return loss_sum, correct, total
+
+
+def evaluate(model, loader):
+    loss_sum, correct, total = evaluate_sums(model, loader)
     return loss_sum / total, correct / total
+
+
+def make_optimizer(params, args):
+    """The optimizer (--optimizer, --lr) and a cosine schedule over
+    --epochs, stepped once per epoch."""
+    if args.optimizer == "sgd":
+        opt = dtrain.optim.SGD(params, lr=args.lr or 0.05, momentum=0.9,
+                               weight_decay=1e-4)
+    else:
+        opt = dtrain.optim.AdamW(params, lr=args.lr or 2e-3)
+    sched = dtrain.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
+    return opt, sched
 
 
 def train(name, model, data, args):
@@ -69,12 +87,7 @@ def train(name, model, data, args):
     test_loader = DataLoader(TensorDataset(dtrain.tensor(x_te),
                                            dtrain.tensor(y_te)),
                              batch_size=512)
-    if args.optimizer == "sgd":
-        opt = dtrain.optim.SGD(model.parameters(), lr=args.lr or 0.05,
-                               momentum=0.9, weight_decay=1e-4)
-    else:
-        opt = dtrain.optim.AdamW(model.parameters(), lr=args.lr or 2e-3)
-    sched = dtrain.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
+    opt, sched = make_optimizer(model.parameters(), args)
     print(f"[{name}] {sum(p.numel() for p in model.parameters())} "
           f"parameters, {len(y_tr)} train / {len(y_te)} test samples")
     for epoch in range(1, args.epochs + 1):
