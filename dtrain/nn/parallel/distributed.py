@@ -176,7 +176,11 @@ class DistributedDataParallel(Module):
         backward_s, comm_s (some bucket in flight), exposed_comm_s (waited
         after the backward ended), overlap (1 - exposed/comm), bytes; plus
         steps, num_buckets and the last step's bucket timeline (seconds
-        from that backward's start: ready, launch, start, end)."""
+        from that backward's start: ready, launch, start, end).
+
+        The figures are this rank's: time spent waiting for a slower peer
+        counts as communication (and as exposed once the backward ended).
+        overlap is 0.0 when nothing was communicated (world size 1)."""
         st = self._reducer.stats()
         n = max(st["steps"], 1)
         comm, exposed = st["comm_s"], st["exposed_comm_s"]
