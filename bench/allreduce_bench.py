@@ -82,7 +82,7 @@ def main():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
-    from common import header
+    from common import header, write_results
     from dtrain._launch.spawn import launch
     rows = launch(worker, args=(free_port(),), nprocs=args.nproc)[0]
     n = args.nproc
@@ -104,10 +104,7 @@ def main():
                  "latency no higher")
     print("\n".join(lines))
     if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, args.out)
+        write_results(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -63,3 +63,11 @@ def header(title, torch):
             f"# machine: {machine_line()}",
             f"# dtrain commit {git_rev()}, torch {torch.__version__}",
             f"# date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"]
+
+
+def write_results(path, lines):
+    """Writes a results file atomically (a temporary file, renamed)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)

@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from common import header, pin_threads  # noqa: E402
+from common import header, pin_threads, write_results  # noqa: E402
 
 pin_threads(1)
 
@@ -281,10 +281,7 @@ def main():
     lines.append("# goal: dtrain/torch >= 1.0 for both models")
     print("\n".join(lines))
     if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, args.out)
+        write_results(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import header, pin_threads, time_pair  # noqa: E402
+from common import header, pin_threads, time_pair, write_results  # noqa: E402
 
 pin_threads(1)
 
@@ -65,10 +65,7 @@ def main():
     lines.append(f"# worst ratio {worst:.2f} (goal <= 1.10)")
     print(lines[-1])
     if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, args.out)
+        write_results(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import header, pin_threads, time_pair  # noqa: E402
+from common import header, pin_threads, time_pair, write_results  # noqa: E402
 
 pin_threads(1)
 
@@ -72,10 +72,7 @@ def main():
         print(line, flush=True)
         lines.append(line)
     if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, args.out)
+        write_results(args.out, lines)
 
 
 if __name__ == "__main__":
