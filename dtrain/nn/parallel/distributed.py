@@ -60,8 +60,8 @@ class DistributedDataParallel(Module):
         self.bucket_bytes_cap = int(bucket_cap_mb * 1024 * 1024)
         self.require_backward_grad_sync = True
         self.require_forward_param_sync = True
-        group = process_group
-        self.process_group = dist._c10d._resolve(group, "DistributedDataParallel")
+        self.process_group = dist._c10d._resolve(process_group,
+                                                 "DistributedDataParallel")
         if self.process_group is None:
             raise ValueError("DistributedDataParallel: this rank is not a "
                              "member of process_group")
