@@ -4,7 +4,6 @@
  * buckets and writes the averaged gradients back. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "../ops/elementwise.h"
 #include "reducer_impl.h"
@@ -77,19 +76,37 @@ reset_iteration(dt_reducer *r)
     r->expect_hooks = false;
 }
 
-void
-dt_reducer_abandon(dt_reducer *r)
+/* Waits for every launched bucket, in order, and for the used map; keeps
+ * the used map's result but releases its work. Returns the first failure
+ * with its message (later ones are only waited for). */
+static dt_status
+wait_in_flight(dt_reducer *r)
 {
+    dt_status first = DT_OK;
+    char msg[1024] = "";
     for (size_t b = 0; b < r->nbuckets; b++) {
-        if (r->buckets[b].launched) {
-            (void)dt_reducer_wait(r, b);
+        dt_status w = r->buckets[b].launched ? dt_reducer_wait(r, b) : DT_OK;
+        if (w != DT_OK && first == DT_OK) {
+            first = w;
+            snprintf(msg, sizeof msg, "%s", dt_last_error());
         }
     }
     if (r->used_work) {
-        (void)dt_work_wait(r->used_work, 0, NULL, NULL);
+        dt_status w = dt_work_wait(r->used_work, 0, NULL, NULL);
+        if (w != DT_OK && first == DT_OK) {
+            first = w;
+            snprintf(msg, sizeof msg, "%s", dt_last_error());
+        }
         dt_work_release(r->used_work);
         r->used_work = NULL;
     }
+    return first == DT_OK ? DT_OK : dt_fail(first, "%s", msg);
+}
+
+void
+dt_reducer_abandon(dt_reducer *r)
+{
+    (void)wait_in_flight(r);
     reset_iteration(r);
 }
 
@@ -146,8 +163,7 @@ mark_ready(dt_reducer *r, size_t i, bool unused)
     } else if (grad == p->view) {
         /* grad_as_view: the engine accumulated into the view itself */
         if (!r->hook.launch) {
-            dt_tensor *out = p->view;
-            DT_TRY(copy_scaled(r, out, p->view));
+            DT_TRY(copy_scaled(r, p->view, p->view));
         }
     } else {
         DT_TRY(copy_scaled(r, p->view, grad));
@@ -220,23 +236,25 @@ dt_reducer_grad_ready(void *ctx, dt_tensor *leaf)
 /* ---------------------------------------------------------------------- */
 /* finalize                                                                */
 
-/* Starts the allreduce of which parameters got gradients (find_unused). */
+/* Starts the allreduce of which parameters got gradients (find_unused);
+ * a joined rank's shadow contributes none. */
 static dt_status
-launch_used_map(dt_reducer *r)
+launch_used_map(dt_reducer *r, bool none)
 {
     for (size_t i = 0; i < r->nparams; i++) {
-        r->used_map[i] = r->params[i].used;
+        r->used_map[i] = !none && r->params[i].used;
     }
     return dt_pg_allreduce_async(r->pg, r->used_map, r->nparams, DT_INT32,
                                  DT_REDUCE_SUM, &r->used_work);
 }
 
+/* used_map: whether the used map was reduced this step (find_unused). */
 static dt_status
-write_back(dt_reducer *r)
+write_back(dt_reducer *r, bool used_map)
 {
     for (size_t i = 0; i < r->nparams; i++) {
         rparam *p = &r->params[i];
-        if (r->used_work && r->used_map[i] == 0) {
+        if (used_map && r->used_map[i] == 0) {
             continue;       /* unused everywhere: .grad stays as it was */
         }
         dt_tensor *g = p->param->ag->grad;
@@ -279,32 +297,17 @@ comm_time(const dt_reducer *r)
 static dt_status
 finalize(dt_reducer *r, int64_t bw_end)
 {
-    dt_status s = DT_OK, first = DT_OK;
+    bool used_map = r->opt.find_unused || r->opt.static_graph;
+    dt_status s = used_map ? launch_used_map(r, false) : DT_OK;
+    dt_status waited = wait_in_flight(r);
     char msg[1024] = "";
-    if (r->opt.find_unused || r->opt.static_graph) {
-        s = launch_used_map(r);
-    }
-    for (size_t b = 0; b < r->nbuckets; b++) {
-        dt_status w = s == DT_OK || r->buckets[b].launched
-                      ? dt_reducer_wait(r, b) : DT_OK;
-        if (w != DT_OK && first == DT_OK) {
-            first = w;
-            snprintf(msg, sizeof msg, "%s", dt_last_error());
-        }
-    }
-    if (r->used_work) {
-        dt_status w = dt_work_wait(r->used_work, 0, NULL, NULL);
-        if (w != DT_OK && first == DT_OK) {
-            first = w;
-            snprintf(msg, sizeof msg, "%s", dt_last_error());
-        }
+    if (waited != DT_OK) {
+        snprintf(msg, sizeof msg, "%s", dt_last_error());
     }
     int64_t done = dt_work_now_ns();
-    if (s == DT_OK && first == DT_OK) {
-        s = write_back(r);
+    if (s == DT_OK && waited == DT_OK) {
+        s = write_back(r, used_map);
     }
-    dt_work_release(r->used_work);
-    r->used_work = NULL;
     dt_reducer_stats *st = &r->stats;
     st->steps++;
     st->backward_ns += bw_end - r->bw_start_ns;
@@ -316,8 +319,8 @@ finalize(dt_reducer *r, int64_t bw_end)
     st->last_backward_start_ns = r->bw_start_ns;
     st->last_backward_end_ns = bw_end;
     st->last_done_ns = done;
-    if (first != DT_OK) {
-        return dt_fail(first, "DDP: a gradient bucket's allreduce failed: "
+    if (waited != DT_OK) {
+        return dt_fail(waited, "DDP: a gradient bucket's allreduce failed: "
                        "%s", msg);
     }
     return s;
@@ -387,22 +390,10 @@ dt_reducer_shadow_backward(dt_reducer *r)
         }
     }
     if (s == DT_OK && (r->opt.find_unused || r->opt.static_graph)) {
-        memset(r->used_map, 0, r->nparams * sizeof *r->used_map);
-        s = dt_pg_allreduce_async(r->pg, r->used_map, r->nparams, DT_INT32,
-                                  DT_REDUCE_SUM, &r->used_work);
+        s = launch_used_map(r, true);
     }
-    for (size_t b = 0; b < r->nbuckets; b++) {
-        if (r->buckets[b].launched) {
-            dt_status w = dt_reducer_wait(r, b);
-            s = s == DT_OK ? w : s;
-        }
-    }
-    if (r->used_work) {
-        dt_status w = dt_work_wait(r->used_work, 0, NULL, NULL);
-        s = s == DT_OK ? w : s;
-        dt_work_release(r->used_work);
-        r->used_work = NULL;
-    }
+    dt_status w = wait_in_flight(r);
+    s = s == DT_OK ? w : s;
     reset_iteration(r);
     pthread_mutex_unlock(&r->lock);
     return s;

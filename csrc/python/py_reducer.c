@@ -10,6 +10,7 @@
  *   shadow_backward()    join: zero buckets through the allreduces
  *   bucket_indices()     [[param index, ...], ...] in bucket order
  *   bucket_buffer(b)     bucket b's flat buffer (shares memory)
+ *   has_rebuilt()        whether the one rebuild has happened
  *   stats(), reset_stats(), close()
  *
  * Calls that may wait on communication release the GIL. A comm hook's
@@ -416,14 +417,20 @@ reducer_stats(py_reducer *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     return Py_BuildValue(
-        "{s:L,s:d,s:d,s:d,s:L,s:d,s:d,s:d,s:N,s:O}", "steps",
+        "{s:L,s:d,s:d,s:d,s:L,s:d,s:d,s:d,s:N}", "steps",
         (long long)st.steps, "backward_s", secs(st.backward_ns), "comm_s",
         secs(st.comm_ns), "exposed_comm_s", secs(st.exposed_ns), "bytes",
         (long long)st.bytes, "last_backward_start",
         secs(st.last_backward_start_ns), "last_backward_end",
         secs(st.last_backward_end_ns), "last_done", secs(st.last_done_ns),
-        "buckets", buckets, "rebuilt",
-        dt_reducer_has_rebuilt(r) ? Py_True : Py_False);
+        "buckets", buckets);
+}
+
+static PyObject *
+reducer_has_rebuilt(py_reducer *self, PyObject *Py_UNUSED(ignored))
+{
+    dt_reducer *r = get(self);
+    return r ? PyBool_FromLong(dt_reducer_has_rebuilt(r)) : NULL;
 }
 
 static PyObject *
@@ -452,6 +459,8 @@ static PyMethodDef reducer_methods[] = {
      "Bucket b's flat gradient buffer."},
     {"stats", (PyCFunction)reducer_stats, METH_NOARGS,
      "Summed step statistics and the last step's bucket timeline."},
+    {"has_rebuilt", (PyCFunction)reducer_has_rebuilt, METH_NOARGS,
+     "Whether the buckets were rebuilt from the observed order (once)."},
     {"reset_stats", (PyCFunction)reducer_reset_stats, METH_NOARGS, ""},
     {"close", (PyCFunction)reducer_close, METH_NOARGS,
      "Removes the hooks and frees the buckets."},

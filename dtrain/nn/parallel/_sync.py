@@ -2,7 +2,7 @@
 the parameters, check that every rank has the same ones, and broadcast
 tensors from rank 0 (parameters at construction, buffers before each
 forward) coalesced into one flat buffer per dtype."""
-from ..._ops.index import cat
+from ..._ops.creation import empty
 from ...autograd import no_grad
 
 _CHUNK_BYTES = 256 * 1024 * 1024      # PyTorch broadcasts 250 MiB chunks
@@ -79,10 +79,9 @@ def _chunks(tensors):
 
 def _broadcast_flat(tensors, pg, src):
     from ... import distributed as dist
-    flat = cat([t.detach().reshape(-1) for t in tensors])
+    from ...distributed._collectives import _fill, _unpack
+    tensors = [t.detach() for t in tensors]
+    flat = empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype)
+    _fill(flat, tensors)
     dist.broadcast(flat, group=pg, group_src=src)
-    off = 0
-    for t in tensors:
-        n = t.numel()
-        t.detach().copy_(flat[off:off + n].view(t.shape))
-        off += n
+    _unpack(flat, tensors)

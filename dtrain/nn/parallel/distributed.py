@@ -95,7 +95,6 @@ class DistributedDataParallel(Module):
             div = self._join.active_ranks(sync)
         if grad:
             self._reducer.prepare_forward()
-            self._bucket_params = None       # the layout may have changed
             if self._tracer is not None:
                 self._tracer.record(self._reducer.stats())
         if self._will_sync_buffers():
@@ -148,10 +147,14 @@ class DistributedDataParallel(Module):
         self._comm_hook = (state, hook)
 
     def _bucket_param_lists(self):
-        if self._bucket_params is None:
-            self._bucket_params = [[self._params[i] for i in idx] for idx
-                                   in self._reducer.bucket_indices()]
-        return self._bucket_params
+        """The parameters of each bucket; the layout changes only when the
+        reducer rebuilds its buckets (once)."""
+        rebuilt = self._reducer.has_rebuilt()
+        if self._bucket_params is None or self._bucket_params[0] != rebuilt:
+            self._bucket_params = (rebuilt, [
+                [self._params[i] for i in idx]
+                for idx in self._reducer.bucket_indices()])
+        return self._bucket_params[1]
 
     def _set_static_graph(self):
         warnings.warn("_set_static_graph: pass static_graph=True to the "
